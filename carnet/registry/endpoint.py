@@ -1,0 +1,131 @@
+"""The Document Registry SOAP endpoint, /xds/registry: ITI-42 Register and ITI-18 Stored Query.
+
+Each operation: policy decision, the transaction in one database transaction with its audit
+record, and on failure a RegistryResponse naming every error (plus an audit record of the failure).
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+
+from flask import Blueprint
+from lxml import etree
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from carnet.db import read_session, write_transaction
+from carnet.registry import iti18
+from carnet.registry.iti42 import RegisterOptions, register
+from carnet.security import audit
+from carnet.security.policy import AccessDenied, enforce, errors_of
+from carnet.soap import wsdl
+from carnet.soap.service import Call, Operation, Reply, soap_endpoint
+from carnet.xds import ebrim, response
+from carnet.xds import vocabulary as v
+from carnet.xds.errors import ErrorCode, ErrorCollector, XDSError
+from carnet.xds.model import Submission
+from carnet.xml import qname
+
+log = logging.getLogger(__name__)
+blueprint = Blueprint("registry", __name__)
+
+
+def parse_submit_objects_request(el: etree._Element) -> Submission:
+    if el.tag != qname(v.LCM, "SubmitObjectsRequest"):
+        raise XDSError.of(ErrorCode.REGISTRY_ERROR, f"expected lcm:SubmitObjectsRequest, got {el.tag}")
+    rol = el.find(qname(v.RIM, "RegistryObjectList"))
+    if rol is None:
+        raise XDSError.of(ErrorCode.REGISTRY_METADATA_ERROR, "SubmitObjectsRequest has no RegistryObjectList")
+    errors = ErrorCollector()
+    sub = ebrim.parse_submission(rol, errors)
+    errors.raise_if_any()
+    return sub
+
+
+def submission_audit_objects(sub: Submission) -> list[dict[str, str]]:
+    objs = [{"type": "SubmissionSet", "id": sub.submission_set.unique_id}] if sub.submission_set else []
+    return objs + [{"type": "DocumentEntry", "id": de.unique_id} for de in sub.documents]
+
+
+def db_errors(exc: Exception, code: ErrorCode) -> XDSError:
+    """Map a database failure that escaped the rules to an XDS error the sender can act on."""
+    if isinstance(exc, IntegrityError):
+        # Pre-assigned entryUUIDs raced with a concurrent submission: the PK decided.
+        return XDSError.of(
+            ErrorCode.REGISTRY_METADATA_ERROR,
+            "an object id of this submission was registered concurrently by another submission",
+        )
+    if isinstance(exc, OperationalError):
+        return XDSError.of(
+            ErrorCode.REGISTRY_BUSY if code == ErrorCode.REGISTRY_ERROR else ErrorCode.REPOSITORY_BUSY,
+            "the database is busy; retry the submission",
+        )
+    return XDSError.of(code, f"internal error: {type(exc).__name__}")
+
+
+def handle_iti42(call: Call) -> Reply:
+    ctx = call.carnet
+    event = audit.AuditEvent(
+        "ITI-42", audit.EVENT_IMPORT, "C", call.principal, source_address=call.remote_addr
+    )
+    try:
+        sub = parse_submit_objects_request(call.soap.body)
+        event.patient_id = sub.submission_set.patient_id if sub.submission_set else None
+        event.objects = submission_audit_objects(sub)
+        enforce(ctx.pdp, call.principal, "submit", event.patient_id)
+        options = RegisterOptions(accept_any_patient=ctx.settings.accept_any_patient)
+        try:
+            with write_transaction(ctx.engine) as session:
+                result = register(session, sub, options)
+                audit.record_in(session, event)
+        except (IntegrityError, OperationalError) as exc:
+            raise db_errors(exc, ErrorCode.REGISTRY_ERROR) from exc
+        return Reply(response.registry_response(result.warnings))
+    except (XDSError, AccessDenied) as exc:
+        errors = errors_of(exc)
+        audit.record_failure(ctx.engine, event, errors)
+        return Reply(response.registry_response(errors))
+
+
+def handle_iti18(call: Call) -> Reply:
+    ctx = call.carnet
+    event = audit.AuditEvent(
+        "ITI-18", audit.EVENT_QUERY, "E", call.principal, source_address=call.remote_addr
+    )
+    try:
+        request = iti18.parse_request(call.soap.body)
+        event.objects = [
+            {
+                "type": "Query",
+                "id": request.query_id,
+                "query": base64.b64encode(etree.tostring(call.soap.body)).decode(),
+            }
+        ]
+        # Decide before reading on the patient the query names; Get queries name none, so the
+        # decision is taken again on the patient the result belongs to before anything is returned.
+        event.patient_id = request.patient_param()
+        enforce(ctx.pdp, call.principal, "query", event.patient_id)
+        with read_session(ctx.engine) as session:
+            outcome = iti18.run(session, request, ctx.settings.max_query_results)
+        if event.patient_id is None and outcome.patient_id is not None:
+            event.patient_id = outcome.patient_id
+            enforce(ctx.pdp, call.principal, "query", outcome.patient_id)
+        body = iti18.render(outcome, request.return_type)
+        audit.record(ctx.engine, event)
+        return Reply(body)
+    except (XDSError, AccessDenied) as exc:
+        errors = errors_of(exc)
+        audit.record_failure(ctx.engine, event, errors)
+        return Reply(response.adhoc_query_response(errors=errors))
+
+
+soap_endpoint(
+    blueprint,
+    "/xds/registry",
+    "DocumentRegistry",
+    wsdl.REGISTRY,
+    [
+        Operation(v.ACTION_ITI42, handle_iti42, v.ACTION_ITI42 + "Response"),
+        Operation(v.ACTION_ITI18, handle_iti18, v.ACTION_ITI18 + "Response"),
+    ],
+)

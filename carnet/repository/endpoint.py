@@ -1,0 +1,137 @@
+"""The Document Repository SOAP endpoint, /xds/repository: ITI-41 Provide and Register, ITI-43 Retrieve.
+
+ITI-41 is one database transaction for the registry's metadata, the repository's rows and the
+audit record; the bytes are staged before it and published after it commits. ITI-43 answers by
+MTOM, streaming each payload from the blob store.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from flask import Blueprint
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from carnet.db import read_session, write_transaction
+from carnet.registry.endpoint import db_errors, submission_audit_objects
+from carnet.registry.iti42 import assign_uuids
+from carnet.repository import iti41, iti43
+from carnet.repository.blobstore import Staged
+from carnet.repository.registry_client import register_remote
+from carnet.security import audit
+from carnet.security.policy import AccessDenied, enforce, errors_of
+from carnet.soap import wsdl
+from carnet.soap.mtom import Part
+from carnet.soap.service import Call, Operation, Reply, soap_endpoint
+from carnet.xds import response
+from carnet.xds import vocabulary as v
+from carnet.xds.errors import ErrorCode, RegistryError, XDSError
+from carnet.xds.model import DocumentEntry
+
+if TYPE_CHECKING:
+    from carnet.app import Carnet
+
+blueprint = Blueprint("repository", __name__)
+
+
+def handle_iti41(call: Call) -> Reply:
+    ctx = call.carnet
+    event = audit.AuditEvent(
+        "ITI-41", audit.EVENT_IMPORT, "C", call.principal, source_address=call.remote_addr
+    )
+    staged: list[tuple[DocumentEntry, Staged]] = []
+    try:
+        req = iti41.parse_request(call.soap.body, call.soap.extra.get("xop"))  # type: ignore[arg-type]
+        sub = req.submission
+        event.patient_id = sub.submission_set.patient_id if sub.submission_set else None
+        event.objects = submission_audit_objects(sub)
+        enforce(ctx.pdp, call.principal, "submit", event.patient_id)
+        pairs = iti41.check_documents(req, ctx.settings.repository_unique_id)
+        staged = iti41.stage(ctx, pairs)
+        warnings: list[RegistryError] = []
+        try:
+            if ctx.settings.remote_registry_url:
+                # The remote registry validates and assigns UUIDs; our rows only follow its success.
+                assign_uuids(sub)
+                warnings = register_remote(ctx.settings.remote_registry_url, sub)
+                with write_transaction(ctx.engine) as session:
+                    iti41.record_documents(session, staged)
+                    audit.record_in(session, event)
+            else:
+                with write_transaction(ctx.engine) as session:
+                    warnings = iti41.provide_and_register(ctx, session, req, staged).warnings
+                    audit.record_in(session, event)
+        except (IntegrityError, OperationalError) as exc:
+            raise db_errors(exc, ErrorCode.REPOSITORY_ERROR) from exc
+        for _, s in staged:
+            ctx.blobs.publish(s)
+        staged = []
+        return Reply(response.registry_response(warnings))
+    except (XDSError, AccessDenied) as exc:
+        errors = errors_of(exc)
+        audit.record_failure(ctx.engine, event, errors)
+        return Reply(response.registry_response(errors))
+    finally:
+        for _, s in staged:
+            ctx.blobs.discard(s)
+
+
+def handle_iti43(call: Call) -> Reply:
+    ctx = call.carnet
+    event = audit.AuditEvent(
+        "ITI-43", audit.EVENT_EXPORT, "R", call.principal, source_address=call.remote_addr
+    )
+    try:
+        requests = iti43.parse_request(call.soap.body)
+        with read_session(ctx.engine) as session:
+            found, errors = iti43.lookup(session, requests, ctx.settings.repository_unique_id)
+        for patient in sorted({f.patient_id or "" for f in found}):
+            enforce(ctx.pdp, call.principal, "retrieve", patient or None)
+        event.patient_id = found[0].patient_id if found else None
+        event.objects = [
+            {
+                "type": "Document",
+                "id": f.stored.unique_id,
+                "repositoryUniqueId": f.stored.repository_unique_id,
+            }
+            for f in found
+        ]
+        if errors:
+            event.outcome = audit.MINOR_FAILURE if found else audit.SERIOUS_FAILURE
+            event.detail = "; ".join(f"{e.code}: {e.context}" for e in errors)
+        audit.record(ctx.engine, event)
+        attachments: list[tuple[str, str, Part | bytes]] = [
+            (iti43.content_id(i), f.stored.mime_type, _blob_part(ctx, f.stored.sha256, f.stored.size))
+            for i, f in enumerate(found)
+        ]
+        return Reply(iti43.render(found, errors), attachments)
+    except (XDSError, AccessDenied) as exc:
+        errs = errors_of(exc)
+        audit.record_failure(ctx.engine, event, errs)
+        return Reply(iti43.render([], errs), [])
+
+
+def _blob_part(ctx: Carnet, sha256: str, size: int) -> Part:
+    # A stored blob streamed as an MTOM part straight from disk.
+    return Part(
+        content_id=None,
+        content_type=None,
+        headers={},
+        size=size,
+        sha1="",
+        sha256=sha256,
+        data=None,
+        path=str(ctx.blobs.path(sha256)),
+    )
+
+
+soap_endpoint(
+    blueprint,
+    "/xds/repository",
+    "DocumentRepository",
+    wsdl.REPOSITORY,
+    [
+        Operation(v.ACTION_ITI41, handle_iti41, v.ACTION_ITI41 + "Response"),
+        Operation(v.ACTION_ITI43, handle_iti43, v.ACTION_ITI43 + "Response"),
+    ],
+)

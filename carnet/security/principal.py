@@ -1,0 +1,41 @@
+"""The principal every request runs as: who, in which role, in which access mode, for what.
+
+Identity tokens (XUA/VIHF SAML, FHIR bearer JWT) are resolved into this one shape, so the policy
+decision point and the audit trail see SOAP and FHIR callers alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Kind = Literal["professional", "structure", "patient", "system", "anonymous"]
+AccessMode = Literal["normal", "bris_de_glace", "centre_15"]
+
+
+@dataclass(frozen=True)
+class Principal:
+    kind: Kind
+    id: str
+    name: str | None = None
+    # Profession / role code (e.g. the DMP's G15_10 for a physician) and specialty.
+    role: str | None = None
+    specialty: str | None = None
+    structure: str | None = None
+    access_mode: AccessMode = "normal"
+    purpose: str | None = None
+    # Patient the token is scoped to (VIHF resource-id), if any.
+    patient_id: str | None = None
+    token_id: str | None = None
+    attributes: dict[str, str] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        return f"{self.kind}:{self.id}" + (f" ({self.role})" if self.role else "")
+
+
+ANONYMOUS = Principal(kind="anonymous", id="anonymous", name="anonymous (CARNET_ALLOW_ANONYMOUS)")
+
+
+def system(name: str) -> Principal:
+    """Carnet acting on its own behalf (ITI-8 feed, CLI administration, internal forwarding)."""
+    return Principal(kind="system", id=name, name=name)

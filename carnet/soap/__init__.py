@@ -1,0 +1,1 @@
+"""SOAP 1.2 transport support for the XDS.b endpoints."""
