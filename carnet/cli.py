@@ -108,8 +108,12 @@ def cmd_patient_merge(args: argparse.Namespace) -> int:
     from carnet.registry import patients
 
     engine = _engine(args)
-    with write_transaction(engine) as session:
-        patients.merge(session, args.surviving, args.subsumed)
+    try:
+        with write_transaction(engine) as session:
+            patients.merge(session, args.surviving, args.subsumed)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print(f"patient {args.subsumed} merged into {args.surviving}")
     return 0
 

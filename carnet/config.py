@@ -26,6 +26,9 @@ class Settings:
     # The OID this repository answers to in ITI-43 and writes into repositoryUniqueId.
     repository_unique_id: str = "1.2.250.1.999.1.1.1"
     home_community_id: str = "urn:oid:1.2.250.1.999.1.1"
+    # ITI-8: the assigning authority whose PID-3 identifier the registry keeps (the XDS affinity
+    # domain); for the DMP the INS OID (1.2.250.1.213.1.4.8, or .10 for test identities).
+    affinity_domain_oid: str | None = None
     # Test harnesses: accept any well-formed patient id without an ITI-8 feed.
     accept_any_patient: bool = False
     # Development only: requests without a valid token run as an anonymous principal.
@@ -52,6 +55,7 @@ class Settings:
         s.database_url = env.get("CARNET_DATABASE_URL") or None
         s.repository_unique_id = env.get("CARNET_REPOSITORY_UNIQUE_ID", s.repository_unique_id)
         s.home_community_id = env.get("CARNET_HOME_COMMUNITY_ID", s.home_community_id)
+        s.affinity_domain_oid = env.get("CARNET_AFFINITY_DOMAIN_OID") or None
         s.accept_any_patient = _flag("CARNET_ACCEPT_ANY_PATIENT")
         s.allow_anonymous = _flag("CARNET_ALLOW_ANONYMOUS")
         s.remote_registry_url = env.get("CARNET_REMOTE_REGISTRY_URL") or None

@@ -51,6 +51,13 @@ def merge(session: Session, surviving: str, subsumed: str) -> None:
     """ITI-8 A40: ``subsumed`` is merged into ``surviving`` (both are created if unknown)."""
     if surviving == subsumed:
         raise ValueError("a patient cannot be merged into itself")
+    survivor = get(session, surviving)
+    if survivor is not None and survivor.merged_into is not None:
+        # Merging into an id that is itself merged away would orphan both (or loop).
+        raise ValueError(f"{surviving} was merged into {survivor.merged_into}; merge into that id instead")
+    previous = get(session, subsumed)
+    if previous is not None and previous.merged_into not in (None, surviving):
+        raise ValueError(f"{subsumed} is already merged into {previous.merged_into}")
     upsert(session, surviving)
     old = upsert(session, subsumed)
     old.merged_into = surviving

@@ -74,10 +74,17 @@ def _read_request(ctx: Carnet) -> tuple[bytes | None, mtom.MultipartMessage | No
         except mtom.MTOMError as exc:
             raise SOAPFault(f"malformed MTOM/XOP package: {exc}") from exc
         return None, message, http_action
-    data = request.stream.read(limit + 1)
-    if len(data) > limit:
-        raise SOAPFault(f"request exceeds the limit of {limit} bytes", http_status=413)
-    return data, None, http_action
+    return _read_capped(cast(BinaryIO, request.stream), limit), None, http_action
+
+
+def _read_capped(stream: BinaryIO, limit: int, chunk: int = 1 << 16) -> bytes:
+    # Read in chunks: read(limit) would make some streams allocate the whole limit up front.
+    buf = bytearray()
+    while block := stream.read(chunk):
+        buf += block
+        if len(buf) > limit:
+            raise SOAPFault(f"request exceeds the limit of {limit} bytes", http_status=413)
+    return bytes(buf)
 
 
 def soap_endpoint(

@@ -45,6 +45,7 @@ _TYPES = f"""
     <xs:attribute name="status" type="xs:anyURI" use="required"/>
     <xs:attribute name="requestId" type="xs:anyURI"/></xs:complexType>
   <xs:element name="RegistryResponse" type="rs:RegistryResponseType"/>
+  <xs:element name="RegistryErrorList" type="rs:RegistryErrorListType"/>
 </xs:schema>
 <xs:schema targetNamespace="{v.LCM}" xmlns:rim="{v.RIM}" elementFormDefault="qualified">
   <xs:import namespace="{v.RIM}"/>

@@ -365,8 +365,10 @@ def check_cx(value: str) -> str | None:
     """patientId / sourcePatientId: exactly ``id^^^&OID&ISO`` (ITI TF-3 Table 4.2.3.1.7-2).
 
     Only CX.1 and CX.4 may be valued; CX.4 must have an empty namespace, an OID universal id
-    and universal id type 'ISO'.
+    and universal id type 'ISO'. At most 256 characters: the registry's patient key column.
     """
+    if len(value) > 256:
+        return f"CX is {len(value)} characters long; at most 256 are accepted"
     return _cx_problem(value, allow_namespace=False)
 
 
