@@ -33,7 +33,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     carnet = build(settings)
     app = create_app(settings, carnet)
     mllp = None
-    if args.mllp_port:
+    if args.mllp_port is not None:
         from carnet.pix.mllp import serve_mllp
 
         mllp = serve_mllp(carnet.engine, args.host, args.mllp_port, settings)
@@ -45,16 +45,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_request_body_size=settings.max_request_bytes,
         ident="carnet",
     )
-    logging.getLogger("carnet").info(
-        "Carnet serving on http://%s:%s (database %s, data %s)",
-        args.host,
-        args.port,
-        carnet.engine.dialect.name,
-        settings.data_dir,
-    )
+    port = getattr(server, "effective_port", args.port)  # the real port when --port 0
+    mllp_note = f"  ITI-8 MLLP port {mllp.port}" if mllp is not None else ""
     print(
-        f"Carnet listening on http://{args.host}:{args.port}  registry /xds/registry  "
-        f"repository /xds/repository  health /health",
+        f"Carnet listening on http://{args.host}:{port}  registry /xds/registry  repository /xds/repository  "
+        f"(database {carnet.engine.dialect.name}, data {settings.data_dir}){mllp_note}",
         flush=True,
     )
     try:
@@ -173,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     return int(args.func(args))
 
 

@@ -28,8 +28,17 @@ from sqlalchemy import Engine
 from carnet.config import Settings
 from carnet.pix import hl7v2, iti8
 
-__all__ = ["END_BLOCK", "MAX_MESSAGE_BYTES", "START_BLOCK", "FrameReader", "FrameTooLarge", "MLLPServer",
-           "MLLPService", "frame", "serve_mllp"]
+__all__ = [
+    "END_BLOCK",
+    "MAX_MESSAGE_BYTES",
+    "START_BLOCK",
+    "FrameReader",
+    "FrameTooLarge",
+    "MLLPServer",
+    "MLLPService",
+    "frame",
+    "serve_mllp",
+]
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +84,7 @@ class FrameReader:
                 if start < 0:
                     self._buffer.clear()
                     return frames
-                del self._buffer[:start + 1]
+                del self._buffer[: start + 1]
                 self._in_frame = True
                 self._scanned = 0
             end = self._buffer.find(END_BLOCK, max(0, self._scanned - 1))
@@ -88,7 +97,7 @@ class FrameReader:
             if end > self.max_bytes:
                 raise FrameTooLarge(f"MLLP frame of {end} bytes; the limit is {self.max_bytes}")
             frames.append(bytes(self._buffer[:end]))
-            del self._buffer[:end + len(END_BLOCK)]
+            del self._buffer[: end + len(END_BLOCK)]
             self._in_frame = False
 
 
@@ -136,9 +145,15 @@ class MLLPServer(socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], engine: Engine, settings: Settings | None, *,
-                 max_message_bytes: int = MAX_MESSAGE_BYTES,
-                 idle_timeout: float = IDLE_TIMEOUT_SECONDS) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        engine: Engine,
+        settings: Settings | None,
+        *,
+        max_message_bytes: int = MAX_MESSAGE_BYTES,
+        idle_timeout: float = IDLE_TIMEOUT_SECONDS,
+    ) -> None:
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         self.engine = engine

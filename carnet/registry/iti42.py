@@ -227,11 +227,11 @@ def _check_association(
                 and tgt_kind in (store.KIND_DE, store.KIND_FOLDER)
                 and patient(a.target) != patient_id
             ):
-                    errors.add(
-                        ErrorCode.PATIENT_ID_DOES_NOT_MATCH,
-                        f"{owner}: {tgt_kind} {a.target} belongs to patient '{patient(a.target)}', "
-                        f"the SubmissionSet to '{patient_id}'",
-                    )
+                errors.add(
+                    ErrorCode.PATIENT_ID_DOES_NOT_MATCH,
+                    f"{owner}: {tgt_kind} {a.target} belongs to patient '{patient(a.target)}', "
+                    f"the SubmissionSet to '{patient_id}'",
+                )
             return
         if src_kind == store.KIND_FOLDER:
             if tgt_kind != store.KIND_DE:
