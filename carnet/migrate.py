@@ -20,4 +20,5 @@ def upgrade(engine: Engine) -> None:
     # Alembic owns its transaction; on SQLite our BEGIN listener issues it.
     with engine.execution_options(carnet_write=True).begin() as conn:
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+        # "heads": features may add migration branches in parallel; each is applied.
+        command.upgrade(cfg, "heads")

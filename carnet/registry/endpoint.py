@@ -110,6 +110,7 @@ def handle_iti18(call: Call) -> Reply:
         if event.patient_id is None and outcome.patient_id is not None:
             event.patient_id = outcome.patient_id
             enforce(ctx.pdp, call.principal, "query", outcome.patient_id)
+        outcome.result.filter(lambda hits: ctx.pdp.visible(call.principal, "query", hits))
         body = iti18.render(outcome, request.return_type)
         audit.record(ctx.engine, event)
         return Reply(body)

@@ -9,9 +9,12 @@ decision and its audit record see the same facts.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from carnet.security.principal import Principal
+
+if TYPE_CHECKING:
+    from carnet.registry.storedquery.queries import Hit
 from carnet.xds.errors import ErrorCode, RegistryError, XDSError
 
 Action = Literal["submit", "query", "retrieve", "update", "remove", "admin"]
@@ -31,6 +34,10 @@ class PolicyDecisionPoint(Protocol):
         patient_id: str | None = None,
         documents: tuple[str, ...] = (),
     ) -> Decision: ...
+
+    def visible(self, principal: Principal, action: Action, hits: list[Hit]) -> list[Hit]:
+        """The query results the principal may see; what it may not see is left out silently."""
+        ...
 
 
 class AccessDenied(Exception):
@@ -57,6 +64,10 @@ class OpenPolicy:
                 False, "anonymous access is disabled (set CARNET_ALLOW_ANONYMOUS=1 for development)"
             )
         return Decision(True, "open policy")
+
+    def visible(self, principal: Principal, action: Action, hits: list[Hit]) -> list[Hit]:
+        return hits
+
 
 
 def enforce(

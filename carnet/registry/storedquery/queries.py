@@ -61,6 +61,16 @@ class QueryResult:
     def __len__(self) -> int:
         return len(self.all())
 
+    def filter(self, keep: Callable[[list[Hit]], list[Hit]]) -> None:
+        """Apply an access decision; an association to an object that was left out goes with it."""
+        before = {h.id for h in (*self.documents, *self.submission_sets, *self.folders)}
+        self.documents = keep(self.documents)
+        self.submission_sets = keep(self.submission_sets)
+        self.folders = keep(self.folders)
+        gone = before - {h.id for h in (*self.documents, *self.submission_sets, *self.folders)}
+        kept = [a for a in self.associations if a.source not in gone and a.target not in gone]
+        self.associations = keep(kept)
+
 
 @dataclass(frozen=True)
 class StoredQuery:
