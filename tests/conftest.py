@@ -92,10 +92,22 @@ def live_server(carnet: Carnet) -> Iterator[str]:
     """The app on a real socket (waitress), for clients nobody here wrote."""
     from waitress.server import create_server
 
+    from waitress import wasyncore
+
     app = create_app(carnet.settings, carnet)
     server = create_server(app, host="127.0.0.1", port=0, threads=8)
-    thread = threading.Thread(target=server.run, daemon=True)
+    stopping = threading.Event()
+
+    def serve() -> None:
+        # waitress has no stop(): its loop runs until its socket map empties.
+        while not stopping.is_set():
+            wasyncore.loop(timeout=0.05, map=server._map, count=1)
+
+    thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     host, port = server.socket.getsockname()[:2]
     yield f"http://{host}:{port}"
-    server.close()
+    stopping.set()
+    thread.join(timeout=10)
+    server.task_dispatcher.shutdown()
+    wasyncore.close_all(server._map)
