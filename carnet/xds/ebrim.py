@@ -428,32 +428,31 @@ def _localized(parent: etree._Element, tag: str, text: str | None) -> None:
     _el("LocalizedString", _el(tag, parent), value=text)
 
 
-def _code_el(parent: etree._Element, scheme: str, code: Code, obj_id: str) -> None:
-    code.id = code.id if code.id and code.id.startswith("urn:uuid:") else new_uuid()
+def _classification(
+    parent: etree._Element, scheme: str, obj_id: str, node: str, cid: str | None
+) -> tuple[etree._Element, str]:
+    """A scheme Classification of ``obj_id``; keeps a UUID id it already had, else mints one."""
+    cid = cid if cid and cid.startswith("urn:uuid:") else new_uuid()
     cl = _el(
         "Classification",
         parent,
-        id=code.id,
+        id=cid,
         objectType=v.OBJECT_TYPE_CLASSIFICATION,
         classificationScheme=scheme,
         classifiedObject=obj_id,
-        nodeRepresentation=code.code,
+        nodeRepresentation=node,
     )
+    return cl, cid
+
+
+def _code_el(parent: etree._Element, scheme: str, code: Code, obj_id: str) -> None:
+    cl, code.id = _classification(parent, scheme, obj_id, code.code, code.id)
     _slot(cl, "codingScheme", [code.scheme])
     _localized(cl, "Name", code.display if code.display is not None else code.code)
 
 
 def _author_el(parent: etree._Element, scheme: str, a: Author, obj_id: str) -> None:
-    a.id = a.id if a.id and a.id.startswith("urn:uuid:") else new_uuid()
-    cl = _el(
-        "Classification",
-        parent,
-        id=a.id,
-        objectType=v.OBJECT_TYPE_CLASSIFICATION,
-        classificationScheme=scheme,
-        classifiedObject=obj_id,
-        nodeRepresentation="",
-    )
+    cl, a.id = _classification(parent, scheme, obj_id, "", a.id)
     _slot(cl, "authorPerson", [a.person])
     _slot(cl, "authorInstitution", a.institutions)
     _slot(cl, "authorRole", a.roles)
