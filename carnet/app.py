@@ -7,7 +7,7 @@ blueprint per surface.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from flask import Flask, Response, jsonify
 from sqlalchemy import Engine, text
@@ -16,7 +16,10 @@ from carnet.config import Settings
 from carnet.db import make_engine
 from carnet.migrate import upgrade
 from carnet.repository.blobstore import BlobStore
-from carnet.security.policy import OpenPolicy, PolicyDecisionPoint
+from carnet.security.dmp_policy import DMPPolicy
+from carnet.security.matrix import Matrix
+from carnet.security.policy import PolicyDecisionPoint
+from carnet.signature.service import Signatures
 
 
 @dataclass
@@ -27,6 +30,11 @@ class Carnet:
     engine: Engine
     pdp: PolicyDecisionPoint
     blobs: BlobStore
+    # Signature policy, trust store and seal: loaded and checked here, so bad settings stop start-up.
+    signatures: Signatures = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.signatures = Signatures.from_settings(self.settings)
 
 
 def build(settings: Settings, engine: Engine | None = None) -> Carnet:
@@ -35,7 +43,14 @@ def build(settings: Settings, engine: Engine | None = None) -> Carnet:
     upgrade(engine)
     blobs = BlobStore(settings.blob_dir)
     blobs.recover(engine)
-    return Carnet(settings, engine, OpenPolicy(settings.allow_anonymous), blobs)
+    # The DMP's rules are the policy (docs/dmp.md); a bad matrix file stops start-up here.
+    pdp = DMPPolicy(engine, Matrix.load(settings.dmp_matrix), settings.allow_anonymous)
+    if settings.syslog_url:
+        from carnet.security import audit
+        from carnet.security.syslog import SyslogShipper
+
+        audit.ship_to(engine, SyslogShipper.from_settings(settings))
+    return Carnet(settings, engine, pdp, blobs)
 
 
 def create_app(settings: Settings | None = None, carnet: Carnet | None = None) -> Flask:
@@ -48,9 +63,22 @@ def create_app(settings: Settings | None = None, carnet: Carnet | None = None) -
 
     from carnet.registry.endpoint import blueprint as registry_bp
     from carnet.repository.endpoint import blueprint as repository_bp
+    from carnet.repository.publish import blueprint as publish_bp
 
     app.register_blueprint(registry_bp)
     app.register_blueprint(repository_bp)
+    app.register_blueprint(publish_bp)
+
+    from carnet.fhir.endpoint import blueprint as fhir_bp
+
+    app.register_blueprint(fhir_bp)
+
+    from carnet.dmp.endpoint import blueprints as dmp_soap
+    from carnet.dmp.fhir import blueprint as dmp_fhir_bp
+
+    for bp in dmp_soap:
+        app.register_blueprint(bp)
+    app.register_blueprint(dmp_fhir_bp)
 
     @app.get("/health")
     def health() -> Response:

@@ -4,6 +4,10 @@ carnet serve --host H --port P --data-dir DIR [--mllp-port N]
 carnet patient add 'ID^^^&OID&ISO' [--family F --given G --birth-date YYYYMMDD --sex M|F|U]
 carnet patient merge SURVIVING SUBSUMED
 carnet db upgrade
+carnet conformance run --target-registry URL --target-repository URL --testkit DIR --report DIR
+carnet pki|token|dossier|audit|notifications ...   (DMP access control: carnet.dmp.cli)
+carnet profiles import DIR... | cda metadata FILE | cda validate FILE | publish FILE (carnet.profiles.command)
+carnet sign ... | carnet verify ... (XAdES / IHE DSG signatures: carnet.signature.cli)
 """
 
 from __future__ import annotations
@@ -52,6 +56,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         f"(database {carnet.engine.dialect.name}, data {settings.data_dir}){mllp_note}",
         flush=True,
     )
+    stop_notifications = None
+    if settings.smtp_url:
+        from carnet.dmp.notifications import start_worker
+
+        stop_notifications = start_worker(carnet.engine, settings)
     try:
         server.run()
     except KeyboardInterrupt:
@@ -59,6 +68,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     finally:
         if mllp is not None:
             mllp.shutdown()
+        if stop_notifications is not None:
+            stop_notifications()
     return 0
 
 
@@ -159,6 +170,22 @@ def parser() -> argparse.ArgumentParser:
     u = db.add_parser("upgrade", help="migrate the database to the current schema")
     data_dir(u)
     u.set_defaults(func=cmd_db_upgrade)
+
+    from carnet.conformance.command import register as register_conformance
+
+    register_conformance(sub)
+
+    from carnet.profiles.command import register as register_profiles
+
+    register_profiles(sub)
+
+    from carnet.signature.cli import add_commands as add_signature_commands
+
+    add_signature_commands(sub)
+
+    from carnet.dmp.cli import register as register_dmp
+
+    register_dmp(sub)
     return p
 
 

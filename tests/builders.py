@@ -12,6 +12,7 @@ from xml.sax.saxutils import escape, quoteattr
 from carnet.xds import vocabulary as v
 
 _counter = itertools.count(1)
+DMP_CONFIDENTIALITY = "1.2.250.1.213.1.1.4.13"
 ROOT = f"1.2.250.1.999.2.{int(time.time())}"
 
 
@@ -56,6 +57,10 @@ class Doc:
     creation_time: str = "20240115103000"
     class_code: tuple[str, str, str] = ("11488-4", "2.16.840.1.113883.6.1", "Compte rendu de consultation")
     confidentiality: tuple[str, str, str] = ("N", "2.16.840.1.113883.5.25", "Normal")
+    # DMP masking codes (MASQUE_PS, INVISIBLE_PATIENT...) added to the confidentiality above.
+    dmp_confidentiality: tuple[str, ...] = ()
+    type_code: tuple[str, str, str] = ("11488-4", "2.16.840.1.113883.6.1", "Compte rendu de consultation")
+    author_person: str = "801234567890^MEDECIN^Alice^^^Dr^^^&1.2.250.1.71.4.2.1&ISO"
     repository_unique_id: str | None = None
 
     @property
@@ -81,14 +86,14 @@ def document_entry(doc: Doc, pid: str) -> str:
     author = (
         f'<rim:Classification classificationScheme="{v.DE_AUTHOR}" classifiedObject="{doc.id}" '
         f'nodeRepresentation="" id="cl{next(_counter)}">'
-        f"{_slot('authorPerson', '801234567890^MEDECIN^Alice^^^Dr^^^&1.2.250.1.71.4.2.1&ISO')}"
+        f"{_slot('authorPerson', doc.author_person)}"
         f"{_slot('authorInstitution', 'Hopital Test^^^^^&1.2.250.1.71.4.2.2&ISO^^^^123456789')}"
         f"{_slot('authorSpecialty', 'G15_10/SM26^Medecine generale^1.2.250.1.213.1.1.5.1')}"
         f"</rim:Classification>"
     )
     codes = [
         _code(v.DE_CLASS_CODE, doc.id, *doc.class_code),
-        _code(v.DE_TYPE_CODE, doc.id, "11488-4", "2.16.840.1.113883.6.1", "Compte rendu de consultation"),
+        _code(v.DE_TYPE_CODE, doc.id, *doc.type_code),
         _code(
             v.DE_FORMAT_CODE,
             doc.id,
@@ -105,6 +110,8 @@ def document_entry(doc: Doc, pid: str) -> str:
             "Etablissement de sante",
         ),
         _code(v.DE_CONFIDENTIALITY_CODE, doc.id, *doc.confidentiality),
+        *(_code(v.DE_CONFIDENTIALITY_CODE, doc.id, c, DMP_CONFIDENTIALITY, c)
+          for c in doc.dmp_confidentiality),
         _code(v.DE_EVENT_CODE, doc.id, "GENERALISTE", "1.2.250.1.213.1.1.4.2.283", "Generaliste"),
     ]
     return (

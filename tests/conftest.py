@@ -90,9 +90,8 @@ def client(carnet: Carnet):  # type: ignore[no-untyped-def]
 @pytest.fixture
 def live_server(carnet: Carnet) -> Iterator[str]:
     """The app on a real socket (waitress), for clients nobody here wrote."""
-    from waitress.server import create_server
-
     from waitress import wasyncore
+    from waitress.server import create_server
 
     app = create_app(carnet.settings, carnet)
     server = create_server(app, host="127.0.0.1", port=0, threads=8)
@@ -111,3 +110,11 @@ def live_server(carnet: Carnet) -> Iterator[str]:
     thread.join(timeout=10)
     server.task_dispatcher.shutdown()
     wasyncore.close_all(server._map)
+
+
+@pytest.fixture(scope="session")
+def authority(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """The DMP test authority (CA + signing certificate) that signs the tokens of the DMP tests."""
+    from tests.dmp import make_authority
+
+    return make_authority(tmp_path_factory.mktemp("pki"))

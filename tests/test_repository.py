@@ -278,3 +278,19 @@ def test_wsdl_is_served(client) -> None:  # type: ignore[no-untyped-def]
         assert root.tag == "{http://schemas.xmlsoap.org/wsdl/}definitions"
         address = root.find(".//{http://schemas.xmlsoap.org/wsdl/soap12/}address").get("location")
         assert address.endswith(path)
+
+
+def test_unexpected_errors_answer_a_soap_fault(client, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from carnet.repository import iti43
+
+    def boom(*_a: object, **_k: object) -> None:
+        raise RuntimeError("secret internal detail")
+
+    monkeypatch.setattr(iti43, "parse_request", boom)
+    resp = client.post(
+        "/xds/repository",
+        data=envelope(v.ACTION_ITI43, retrieve_request([(REPO, "1.2")])),
+        content_type="application/soap+xml",
+    )
+    assert resp.status_code == 500 and resp.content_type.startswith("application/soap+xml")
+    assert b"soap:Receiver" in resp.data and b"secret" not in resp.data

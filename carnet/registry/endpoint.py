@@ -14,9 +14,11 @@ from lxml import etree
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from carnet.db import read_session, write_transaction
-from carnet.registry import iti18
+from carnet.profiles.validation import profile_for
+from carnet.registry import iti18, iti57, iti62
 from carnet.registry.iti42 import RegisterOptions, register
 from carnet.security import audit
+from carnet.security.dmp_policy import check_metadata_update
 from carnet.security.policy import AccessDenied, enforce, errors_of
 from carnet.soap import wsdl
 from carnet.soap.service import Call, Operation, Reply, soap_endpoint
@@ -73,7 +75,9 @@ def handle_iti42(call: Call) -> Reply:
         event.patient_id = sub.submission_set.patient_id if sub.submission_set else None
         event.objects = submission_audit_objects(sub)
         enforce(ctx.pdp, call.principal, "submit", event.patient_id)
-        options = RegisterOptions(accept_any_patient=ctx.settings.accept_any_patient)
+        options = RegisterOptions(
+            accept_any_patient=ctx.settings.accept_any_patient, profile=profile_for(ctx.settings)
+        )
         try:
             with write_transaction(ctx.engine) as session:
                 result = register(session, sub, options)
@@ -81,6 +85,63 @@ def handle_iti42(call: Call) -> Reply:
         except (IntegrityError, OperationalError) as exc:
             raise db_errors(exc, ErrorCode.REGISTRY_ERROR) from exc
         return Reply(response.registry_response(result.warnings))
+    except (XDSError, AccessDenied) as exc:
+        errors = errors_of(exc)
+        audit.record_failure(ctx.engine, event, errors)
+        return Reply(response.registry_response(errors))
+
+
+def handle_iti57(call: Call) -> Reply:
+    """ITI-57 Update Document Set: the same seams as ITI-42, with the policy action "update"."""
+    ctx = call.carnet
+    event = audit.AuditEvent(
+        "ITI-57", audit.EVENT_PATIENT_RECORD, "U", call.principal, source_address=call.remote_addr
+    )
+    try:
+        sub = parse_submit_objects_request(call.soap.body)
+        event.patient_id = sub.submission_set.patient_id if sub.submission_set else None
+        event.objects = submission_audit_objects(sub)
+        enforce(ctx.pdp, call.principal, "update", event.patient_id)
+        check_metadata_update(ctx.pdp, call.principal, sub.documents)
+        options = RegisterOptions(
+            accept_any_patient=ctx.settings.accept_any_patient, profile=profile_for(ctx.settings)
+        )
+        try:
+            with write_transaction(ctx.engine) as session:
+                result = iti57.update(session, sub, options)
+                audit.record_in(session, event)
+        except (IntegrityError, OperationalError) as exc:
+            raise db_errors(exc, ErrorCode.REGISTRY_ERROR) from exc
+        return Reply(response.registry_response(result.warnings))
+    except (XDSError, AccessDenied) as exc:
+        errors = errors_of(exc)
+        audit.record_failure(ctx.engine, event, errors)
+        return Reply(response.registry_response(errors))
+
+
+def handle_iti62(call: Call) -> Reply:
+    """ITI-62 Remove Metadata: decided per patient of the objects named, then removed in one
+    transaction with its audit record."""
+    ctx = call.carnet
+    event = audit.AuditEvent(
+        "ITI-62", audit.EVENT_PATIENT_RECORD, "D", call.principal, source_address=call.remote_addr
+    )
+    try:
+        request = iti62.parse_request(call.soap.body)
+        event.objects = [{"type": "RegistryObject", "id": i} for i in request.ids]
+        try:
+            with write_transaction(ctx.engine) as session:
+                patients = sorted(iti62.patients_of(session, request))
+                event.patient_id = patients[0] if patients else None
+                # A request naming no known object still meets the decision (with no patient).
+                decided: list[str | None] = [*patients] or [None]
+                for patient in decided:
+                    enforce(ctx.pdp, call.principal, "remove", patient)
+                iti62.remove(session, request)
+                audit.record_in(session, event)
+        except (IntegrityError, OperationalError) as exc:
+            raise db_errors(exc, ErrorCode.REGISTRY_ERROR) from exc
+        return Reply(response.registry_response())
     except (XDSError, AccessDenied) as exc:
         errors = errors_of(exc)
         audit.record_failure(ctx.engine, event, errors)
@@ -111,6 +172,8 @@ def handle_iti18(call: Call) -> Reply:
             event.patient_id = outcome.patient_id
             enforce(ctx.pdp, call.principal, "query", outcome.patient_id)
         outcome.result.filter(lambda hits: ctx.pdp.visible(call.principal, "query", hits))
+        # Which documents the caller was shown: part of the trail the patient reads.
+        event.objects += [{"type": "DocumentEntry", "id": h.id} for h in outcome.result.documents]
         body = iti18.render(outcome, request.return_type)
         audit.record(ctx.engine, event)
         return Reply(body)
@@ -128,5 +191,7 @@ soap_endpoint(
     [
         Operation(v.ACTION_ITI42, handle_iti42, v.ACTION_ITI42 + "Response"),
         Operation(v.ACTION_ITI18, handle_iti18, v.ACTION_ITI18 + "Response"),
+        Operation(v.ACTION_ITI57, handle_iti57, v.ACTION_ITI57 + "Response"),
+        Operation(v.ACTION_ITI62, handle_iti62, v.ACTION_ITI62 + "Response"),
     ],
 )

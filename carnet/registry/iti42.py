@@ -11,6 +11,7 @@ folders get a new lastUpdateTime. Any error raises XDSError and the caller rolls
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -32,6 +33,9 @@ class RegisterOptions:
     accept_any_patient: bool = False
     # ITI-42 requires hash, size and repositoryUniqueId; the repository fills them for ITI-41.
     require_repository_attrs: bool = True
+    # The deployment's validation profile (carnet.profiles.validation.profile_for): rules added
+    # to the XDS.b ones, run once those passed. None: plain XDS.b.
+    profile: Callable[[Submission, ErrorCollector], None] | None = None
 
 
 @dataclass
@@ -65,6 +69,9 @@ def register(session: Session, sub: Submission, options: RegisterOptions) -> Reg
     errors = ErrorCollector()
     check_submission(sub, errors, require_repository_attrs=options.require_repository_attrs)
     errors.raise_if_any()
+    if options.profile is not None:
+        options.profile(sub, errors)
+        errors.raise_if_any()
     ss = sub.submission_set
     assert ss is not None
     id_map = assign_uuids(sub)
@@ -76,7 +83,7 @@ def register(session: Session, sub: Submission, options: RegisterOptions) -> Reg
             obj.logical_id = obj.entry_uuid
         obj.version = "1"
 
-    _check_patient(session, ss.patient_id, options, errors)
+    check_patient(session, ss.patient_id, options, errors)
 
     new_ids = {o.entry_uuid for o in sub.objects()}
     taken = store.lookup(session, new_ids)
@@ -136,8 +143,9 @@ def register(session: Session, sub: Submission, options: RegisterOptions) -> Reg
         [ss, *sub.documents, *sub.folders, *sub.associations, *carried],
         submission_set_uuid=ss.entry_uuid,
     )
-    for target in deprecate:
-        obj = store.load(existing[target])
+    for target in [*deprecate, *_amendments_of(session, deprecate)]:
+        found = existing.get(target) or store.lookup(session, {target})[target]
+        obj = store.load(found)
         obj.status = v.DEPRECATED
         store.save(session, obj)
     for fol in touched_folders.values():
@@ -146,7 +154,23 @@ def register(session: Session, sub: Submission, options: RegisterOptions) -> Reg
     return RegisterResult(sub, warnings, id_map)
 
 
-def _check_patient(
+def _amendments_of(session: Session, replaced: list[str]) -> list[str]:
+    """Approved APND and XFRM DocumentEntries of replaced ones: they leave with the document they
+    amend (CP-ITI-117, NIST 12022)."""
+    if not replaced:
+        return []
+    sources = session.scalars(
+        select(AssociationRow.source).where(
+            AssociationRow.target.in_(replaced),
+            AssociationRow.association_type.in_([v.APND, v.XFRM]),
+            AssociationRow.status == v.APPROVED,
+        )
+    )
+    found = store.lookup(session, set(sources))
+    return [i for i, e in found.items() if e.kind == store.KIND_DE and e.status == v.APPROVED]
+
+
+def check_patient(
     session: Session, patient_id: str, options: RegisterOptions, errors: ErrorCollector
 ) -> None:
     row = patients.get(session, patient_id)
@@ -213,6 +237,10 @@ def _check_association(
         return
 
     if a.association_type == v.HAS_MEMBER:
+        if a.documentation:
+            # The documentation code explains a relationship; a membership has none (NIST 12370).
+            errors.add(META, f"{owner}: associationDocumentation belongs on relationship associations only")
+            return
         if a.source == ss_id:
             if tgt_kind == store.KIND_SS:
                 errors.add(META, f"{owner}: a SubmissionSet cannot be a member of a SubmissionSet")

@@ -119,6 +119,8 @@ class DocumentEntryRow(Base):
     submission_set_uuid: Mapped[str | None] = mapped_column(ID)
     fragment: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+    # Last change of the row (status change, re-render): FHIR meta.lastUpdated and _lastUpdated.
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=now, onupdate=now)
     __table_args__ = (
         Index("ix_document_entry_patient", "patient_id", "status", "creation_time"),
         Index("uq_document_entry_version", "logical_id", "version", unique=True),
@@ -217,3 +219,9 @@ class AuditEventRow(Base):
     patient_id: Mapped[str | None] = mapped_column(PID, index=True)
     objects: Mapped[str] = mapped_column(Text, default="[]")
     detail: Mapped[str | None] = mapped_column(Text)
+
+
+# The DMP's own tables share this metadata (one Alembic environment); imported last because they
+# build on Base and the column types above.
+from carnet.dmp import models as _dmp_models  # noqa: E402,F401
+from carnet.signature import records as _signature_records  # noqa: E402,F401 - verified signatures

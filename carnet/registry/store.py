@@ -220,16 +220,19 @@ def insert_objects(
                 {"object_uuid": obj.entry_uuid, "kind": "folder", "code": c.code, "scheme": c.scheme}
                 for c in obj.codes
             ]
-    session.execute(insert(RegistryObjectRow), directory)
+    # Core inserts (executemany on the tables), not ORM bulk inserts: a third of the CPU cost.
+    session.execute(insert(_table(RegistryObjectRow)), directory)
     for kind in (KIND_SS, KIND_DE, KIND_FOLDER, KIND_ASSOC):
         if rows.get(kind):
-            session.execute(insert(TABLES[kind]), rows[kind])
-    if codes:
-        session.execute(insert(CodeRow), codes)
-    if authors:
-        session.execute(insert(AuthorRow), authors)
-    if refs:
-        session.execute(insert(ReferenceIdRow), refs)
+            session.execute(insert(_table(TABLES[kind])), rows[kind])
+    for model, batch in ((CodeRow, codes), (AuthorRow, authors), (ReferenceIdRow, refs)):
+        if batch:
+            session.execute(insert(_table(model)), batch)
+
+
+def _table(model: Any) -> Table:
+    table: Table = model.__table__
+    return table
 
 
 def load(existing: Existing) -> RegistryObject:

@@ -70,12 +70,19 @@ class BlobStore:
             os.fsync(f.fileno())
         return Staged(p, sha256, sha1, size)
 
+    def sync_staging(self) -> None:
+        """Make the names of staged files durable (call once, before the metadata commit)."""
+        _fsync_dir(self.tmp_dir)
+
     def publish(self, staged: Staged) -> Path:
-        """Move a staged file to its content address (atomic; identical content may already be there)."""
+        """Move a staged file to its content address (atomic; identical content may already be there).
+
+        The rename is not fsynced: if a crash loses it, the staged file is still in tmp/ (made durable
+        by ``sync_staging``) and ``recover`` publishes it at start-up, since a committed row names it.
+        """
         final = self.path(staged.sha256)
         final.parent.mkdir(parents=True, exist_ok=True)
         os.replace(staged.path, final)
-        _fsync_dir(final.parent)
         return final
 
     def discard(self, staged: Staged) -> None:

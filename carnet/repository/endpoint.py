@@ -14,19 +14,15 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from carnet.db import read_session, write_transaction
 from carnet.registry.endpoint import db_errors, submission_audit_objects
-from carnet.registry.iti42 import assign_uuids
-from carnet.repository import iti41, iti43
-from carnet.repository.blobstore import Staged
-from carnet.repository.registry_client import register_remote
+from carnet.repository import iti41, iti43, iti86
 from carnet.security import audit
-from carnet.security.policy import AccessDenied, enforce, errors_of
+from carnet.security.policy import AccessDenied, document_refusals, enforce, errors_of
 from carnet.soap import wsdl
 from carnet.soap.mtom import Part
 from carnet.soap.service import Call, Operation, Reply, soap_endpoint
 from carnet.xds import response
 from carnet.xds import vocabulary as v
-from carnet.xds.errors import ErrorCode, RegistryError, XDSError
-from carnet.xds.model import DocumentEntry
+from carnet.xds.errors import ErrorCode, XDSError
 
 if TYPE_CHECKING:
     from carnet.app import Carnet
@@ -39,7 +35,6 @@ def handle_iti41(call: Call) -> Reply:
     event = audit.AuditEvent(
         "ITI-41", audit.EVENT_IMPORT, "C", call.principal, source_address=call.remote_addr
     )
-    staged: list[tuple[DocumentEntry, Staged]] = []
     try:
         req = iti41.parse_request(call.soap.body, call.soap.extra.get("xop"))  # type: ignore[arg-type]
         sub = req.submission
@@ -47,33 +42,12 @@ def handle_iti41(call: Call) -> Reply:
         event.objects = submission_audit_objects(sub)
         enforce(ctx.pdp, call.principal, "submit", event.patient_id)
         pairs = iti41.check_documents(req, ctx.settings.repository_unique_id)
-        staged = iti41.stage(ctx, pairs)
-        warnings: list[RegistryError] = []
-        try:
-            if ctx.settings.remote_registry_url:
-                # The remote registry validates and assigns UUIDs; our rows only follow its success.
-                assign_uuids(sub)
-                warnings = register_remote(ctx.settings.remote_registry_url, sub)
-                with write_transaction(ctx.engine) as session:
-                    iti41.record_documents(session, staged)
-                    audit.record_in(session, event)
-            else:
-                with write_transaction(ctx.engine) as session:
-                    warnings = iti41.provide_and_register(ctx, session, req, staged).warnings
-                    audit.record_in(session, event)
-        except (IntegrityError, OperationalError) as exc:
-            raise db_errors(exc, ErrorCode.REPOSITORY_ERROR) from exc
-        for _, s in staged:
-            ctx.blobs.publish(s)
-        staged = []
+        warnings = iti41.store_and_register(ctx, sub, pairs, event)
         return Reply(response.registry_response(warnings))
     except (XDSError, AccessDenied) as exc:
         errors = errors_of(exc)
         audit.record_failure(ctx.engine, event, errors)
         return Reply(response.registry_response(errors))
-    finally:
-        for _, s in staged:
-            ctx.blobs.discard(s)
 
 
 def handle_iti43(call: Call) -> Reply:
@@ -85,9 +59,13 @@ def handle_iti43(call: Call) -> Reply:
         requests = iti43.parse_request(call.soap.body)
         with read_session(ctx.engine) as session:
             found, errors = iti43.lookup(session, requests, ctx.settings.repository_unique_id)
-        for patient in sorted({f.patient_id or "" for f in found}):
-            enforce(ctx.pdp, call.principal, "retrieve", patient or None)
         event.patient_id = found[0].patient_id if found else None
+        # Decided per document: a refused one gets its own RegistryError, the others are served.
+        refused = document_refusals(
+            ctx.pdp, call.principal, "retrieve", [(f.patient_id, f.stored.unique_id) for f in found]
+        )
+        errors += refused
+        found = [f for f in found if f.stored.unique_id not in {e.location for e in refused}]
         event.objects = [
             {
                 "type": "Document",
@@ -109,6 +87,53 @@ def handle_iti43(call: Call) -> Reply:
         errs = errors_of(exc)
         audit.record_failure(ctx.engine, event, errs)
         return Reply(iti43.render([], errs), [])
+
+
+def handle_iti86(call: Call) -> Reply:
+    """ITI-86 Remove Documents: the policy decides per patient, then rows and bytes go in one
+    transaction with its audit record (bytes unlinked only after the commit)."""
+    ctx = call.carnet
+    event = audit.AuditEvent(
+        "ITI-86", audit.EVENT_PATIENT_RECORD, "D", call.principal, source_address=call.remote_addr
+    )
+    removal: iti86.Removal | None = None
+    try:
+        requests = iti86.parse_request(call.soap.body)
+        event.objects = [
+            {"type": "Document", "id": r.document_unique_id, "repositoryUniqueId": r.repository_unique_id}
+            for r in requests
+        ]
+        try:
+            with write_transaction(ctx.engine) as session:
+                patients = sorted(iti86.patients_of(session, requests))
+                event.patient_id = patients[0] if patients else None
+                # A request naming no known object still meets the decision (with no patient).
+                decided: list[str | None] = [*patients] or [None]
+                for patient in decided:
+                    enforce(ctx.pdp, call.principal, "remove", patient)
+                removal = iti86.remove_documents(
+                    session, ctx.blobs, requests, ctx.settings.repository_unique_id
+                )
+                if not removal.removed:
+                    raise XDSError(removal.errors)
+                if removal.errors:
+                    event.outcome = audit.MINOR_FAILURE
+                    event.detail = "; ".join(f"{e.code}: {e.context}" for e in removal.errors)
+                audit.record_in(session, event)
+        except BaseException:
+            if removal is not None:
+                removal.undo()
+            raise
+        removal.finish()
+        return Reply(response.registry_response(removal.errors, partial=True))
+    except (IntegrityError, OperationalError) as exc:
+        errors = errors_of(db_errors(exc, ErrorCode.REPOSITORY_ERROR))
+        audit.record_failure(ctx.engine, event, errors)
+        return Reply(response.registry_response(errors))
+    except (XDSError, AccessDenied) as exc:
+        errors = errors_of(exc)
+        audit.record_failure(ctx.engine, event, errors)
+        return Reply(response.registry_response(errors))
 
 
 def _blob_part(ctx: Carnet, sha256: str, size: int) -> Part:
@@ -133,5 +158,6 @@ soap_endpoint(
     [
         Operation(v.ACTION_ITI41, handle_iti41, v.ACTION_ITI41 + "Response"),
         Operation(v.ACTION_ITI43, handle_iti43, v.ACTION_ITI43 + "Response"),
+        Operation(v.ACTION_ITI86, handle_iti86, v.ACTION_ITI86 + "Response"),
     ],
 )

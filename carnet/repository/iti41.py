@@ -20,15 +20,24 @@ from typing import TYPE_CHECKING
 from lxml import etree
 from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from carnet.registry.iti42 import RegisterOptions, RegisterResult, register
+from carnet.db import write_transaction
+from carnet.profiles.cda.validation import check_provided
+from carnet.profiles.validation import profile_for
+from carnet.registry.endpoint import db_errors
+from carnet.registry.iti42 import RegisterOptions, RegisterResult, assign_uuids, register
 from carnet.registry.schema import StoredDocumentRow
 from carnet.repository.blobstore import Staged
+from carnet.repository.registry_client import register_remote
+from carnet.security import audit
+from carnet.security.audit import AuditEvent
+from carnet.signature.submission import check_signatures
 from carnet.soap import mtom
 from carnet.xds import ebrim
 from carnet.xds import vocabulary as v
-from carnet.xds.errors import ErrorCode, ErrorCollector, XDSError
+from carnet.xds.errors import ErrorCode, ErrorCollector, RegistryError, XDSError
 from carnet.xds.model import DocumentEntry, Submission
 from carnet.xml import qname
 
@@ -45,6 +54,9 @@ class ProvidedDocument:
     id: str
     part: mtom.Part | None = None
     data: bytes | None = None
+
+    def content(self) -> bytes:
+        return self.part.read() if self.part is not None else self.data or b""
 
     def digests(self) -> tuple[str, str, int]:
         if self.part is not None:
@@ -162,6 +174,8 @@ def stage(
             else:
                 s = ctx.blobs.stage_bytes(doc.part.read() if doc.part is not None else (doc.data or b""))
             staged.append((de, s))
+        # One directory fsync makes every staged name durable before the metadata commits.
+        ctx.blobs.sync_staging()
     except BaseException:
         for _, s in staged:
             ctx.blobs.discard(s)
@@ -191,12 +205,56 @@ def record_documents(session: Session, staged: list[tuple[DocumentEntry, Staged]
 
 
 def provide_and_register(
-    ctx: Carnet, session: Session, req: ProvideRequest, staged: list[tuple[DocumentEntry, Staged]]
+    ctx: Carnet, session: Session, sub: Submission, staged: list[tuple[DocumentEntry, Staged]]
 ) -> RegisterResult:
     """Register locally and record the documents, in the caller's transaction."""
     options = RegisterOptions(
-        accept_any_patient=ctx.settings.accept_any_patient, require_repository_attrs=True
+        accept_any_patient=ctx.settings.accept_any_patient,
+        require_repository_attrs=True,
+        profile=profile_for(ctx.settings),
     )
-    result = register(session, req.submission, options)
+    result = register(session, sub, options)
     record_documents(session, staged)
     return result
+
+
+def store_and_register(
+    ctx: Carnet, sub: Submission, pairs: list[tuple[DocumentEntry, ProvidedDocument]], event: AuditEvent
+) -> list[RegistryError]:
+    """Commit a checked submission: ITI-41 and ITI-65 (the FHIR facade) both end here.
+
+    The bytes are staged first; the registry's metadata, the repository's rows and the audit
+    record are one database transaction (the remote registry's ITI-42 answer comes before ours);
+    the bytes are published only after the commit and deleted on any failure, so a refused
+    submission leaves no row and no file. Returns the registry's warnings.
+    """
+    # CI-SIS content rules on CDA documents (CARNET_CDA_VALIDATION), before anything is staged.
+    content_warnings = check_provided(ctx.settings, [(de, doc.content) for de, doc in pairs])
+    # Signature documents checked by CARNET_SIGNATURE_POLICY, or the submission sealed; recorded below.
+    signed = check_signatures(ctx, sub, pairs)
+    staged = stage(ctx, pairs)
+    try:
+        warnings: list[RegistryError] = []
+        try:
+            if ctx.settings.remote_registry_url:
+                # The remote registry validates and assigns UUIDs; our rows only follow its success.
+                assign_uuids(sub)
+                warnings = register_remote(ctx.settings.remote_registry_url, sub)
+                with write_transaction(ctx.engine) as session:
+                    record_documents(session, staged)
+                    signed.record(session)
+                    audit.record_in(session, event)
+            else:
+                with write_transaction(ctx.engine) as session:
+                    warnings = provide_and_register(ctx, session, sub, staged).warnings
+                    signed.record(session)
+                    audit.record_in(session, event)
+        except (IntegrityError, OperationalError) as exc:
+            raise db_errors(exc, ErrorCode.REPOSITORY_ERROR) from exc
+        for _, s in staged:
+            ctx.blobs.publish(s)
+        staged = []
+        return content_warnings + warnings
+    finally:
+        for _, s in staged:
+            ctx.blobs.discard(s)

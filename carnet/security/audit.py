@@ -1,19 +1,25 @@
 """Audit trail: one record per transaction, with the content of an ATNA/DICOM audit message.
 
-Records are appended to the ``audit_event`` table and never updated or deleted through any API.
-A successful write's record is committed in the same transaction as the data it describes; a
-failed or read transaction's record is written in a transaction of its own.
+Records are appended to the ``audit_event`` table and never updated or deleted through any API
+(the database refuses it too, migration 0005). A successful write's record is committed in the same
+transaction as the data it describes; a failed or read transaction's record is written in a
+transaction of its own. Two things ride on that same transaction: the DMP notifications the access
+calls for (``carnet.dmp.notifications``), and, once it commits, the copy shipped by syslog when a
+shipper is configured (``carnet.security.syslog``).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import weakref
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
 from sqlalchemy import Engine, insert
+from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session
+from sqlalchemy.pool import Pool
 
 from carnet.db import write_transaction
 from carnet.registry.schema import AuditEventRow, now
@@ -28,6 +34,7 @@ EVENT_EXPORT = "110106"
 EVENT_QUERY = "110112"
 EVENT_PATIENT_RECORD = "110110"
 EVENT_DELETE = "110105"
+EVENT_USER_AUTHENTICATION = "110114"
 
 # EventOutcomeIndicator
 SUCCESS = 0
@@ -63,7 +70,10 @@ class AuditEvent:
                     "role": p.role,
                     "structure": p.structure,
                     "purpose": p.purpose,
+                    "reason": p.reason,
+                    "specialty": p.specialty,
                     "token": p.token_id,
+                    "issuer": p.attributes.get("issuer"),
                 },
                 sort_keys=True,
             ),
@@ -75,9 +85,47 @@ class AuditEvent:
         }
 
 
+class Shipper(Protocol):
+    """Where committed records are copied (syslog); must not block the request."""
+
+    def ship(self, rows: list[dict[str, object]]) -> None: ...
+
+
+# One shipper per database (keyed by its connection pool, which every engine option view shares).
+_shippers: weakref.WeakKeyDictionary[Pool, Shipper] = weakref.WeakKeyDictionary()
+_PENDING = "carnet.audit.pending"
+
+
+def ship_to(engine: Engine, shipper: Shipper | None) -> None:
+    """Copy every record committed on ``engine`` to ``shipper`` (None: stop shipping)."""
+    if shipper is None:
+        _shippers.pop(engine.pool, None)
+    else:
+        _shippers[engine.pool] = shipper
+
+
+def _after_commit(session: Session) -> None:
+    rows = session.info.pop(_PENDING, [])
+    shipper = _shippers.get(session.get_bind().engine.pool)
+    if rows and shipper is not None:
+        shipper.ship(rows)
+
+
 def record_in(session: Session, event: AuditEvent) -> None:
     """Append the record inside the caller's transaction (commits or rolls back with it)."""
-    session.execute(insert(AuditEventRow), [event.row()])
+    row = event.row()
+    session.execute(insert(AuditEventRow), [row])
+    # Imported here: the DMP layer builds on the registry schema, which imports this package.
+    from carnet.dmp import notifications
+
+    notifications.on_audit_event(session, event)
+    if _shippers.get(session.get_bind().engine.pool) is not None:
+        pending = session.info.setdefault(_PENDING, [])
+        if not pending:
+            # Shipped only once committed: a rolled-back transaction leaves no trace to copy
+            # (sessions live for one transaction, so the listener dies with a rolled-back one).
+            sa_event.listen(session, "after_commit", _after_commit, once=True)
+        pending.append(row)
 
 
 def record(engine: Engine, event: AuditEvent) -> None:

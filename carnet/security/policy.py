@@ -1,9 +1,10 @@
 """The one policy decision point every read and write passes before data is touched.
 
-For now the registry applies an open policy (any authenticated principal may submit, query and
-retrieve); the DMP's rules (consent, profession x document-type matrix, masking, break-glass)
-plug in here without touching the transactions. Callers name the action and the patient so the
-decision and its audit record see the same facts.
+``PolicyDecisionPoint`` is the seam: ``decide`` before data is read or written, ``visible`` to
+filter query results. Carnet runs the DMP's rules (``carnet.security.dmp_policy.DMPPolicy``:
+consent, profession x document-type matrix, masking, break-glass); ``OpenPolicy`` remains for
+embedding and tests that want no rules. Callers name the action and the patient so the decision
+and its audit record see the same facts.
 """
 
 from __future__ import annotations
@@ -17,7 +18,23 @@ if TYPE_CHECKING:
     from carnet.registry.storedquery.queries import Hit
 from carnet.xds.errors import ErrorCode, RegistryError, XDSError
 
-Action = Literal["submit", "query", "retrieve", "update", "remove", "admin"]
+# The XDS actions, then the DMP's own: "status" (TD0.2 existence test), "dossier" (create or
+# reactivate a DMP), "close", "authorize" (TD0.3 authorisations, médecin traitant), "consent"
+# (oppositions to break-glass / centre 15) and "audit" (read the access trail).
+Action = Literal[
+    "submit",
+    "query",
+    "retrieve",
+    "update",
+    "remove",
+    "admin",
+    "status",
+    "dossier",
+    "close",
+    "authorize",
+    "consent",
+    "audit",
+]
 
 
 @dataclass(frozen=True)
@@ -81,6 +98,30 @@ def enforce(
     if not decision.permit:
         raise AccessDenied(decision)
     return decision
+
+
+def document_refusals(
+    pdp: PolicyDecisionPoint,
+    principal: Principal,
+    action: Action,
+    documents: list[tuple[str | None, str]],
+) -> list[RegistryError]:
+    """One RegistryError per document (patient id, uniqueId) the principal may not have.
+
+    A retrieve is decided document by document: a refused document is answered with its own
+    error (location = its uniqueId) and the others are still served, as XDS answers a missing one.
+    """
+    errors: list[RegistryError] = []
+    by_patient: dict[str | None, list[str]] = {}
+    for patient, uid in documents:
+        by_patient.setdefault(patient, []).append(uid)
+    for patient, uids in by_patient.items():
+        decision = pdp.decide(principal, action, patient)
+        for uid in uids:
+            d = pdp.decide(principal, action, patient, (uid,)) if decision.permit else decision
+            if not d.permit:
+                errors.append(RegistryError(ErrorCode.LOCAL_POLICY_RESTRICTION, d.reason, uid))
+    return errors
 
 
 def denial_errors(exc: AccessDenied) -> list[RegistryError]:

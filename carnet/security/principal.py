@@ -9,7 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-Kind = Literal["professional", "structure", "patient", "system", "anonymous"]
+# A legal representative (parent of a minor, guardian) acts for the patient but may be kept from
+# documents marked INVISIBLE_REPRESENTANTS_LEGAUX.
+Kind = Literal["professional", "structure", "patient", "legal_representative", "system", "anonymous"]
 AccessMode = Literal["normal", "bris_de_glace", "centre_15"]
 
 
@@ -24,6 +26,8 @@ class Principal:
     structure: str | None = None
     access_mode: AccessMode = "normal"
     purpose: str | None = None
+    # Justification given for a bris_de_glace / centre_15 access (VIHF/PSC Mode_Acces_Raison).
+    reason: str | None = None
     # Patient the token is scoped to (VIHF resource-id), if any.
     patient_id: str | None = None
     token_id: str | None = None

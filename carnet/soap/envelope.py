@@ -17,6 +17,8 @@ from lxml import etree
 from carnet.xds import vocabulary as v
 from carnet.xml import UnsafeXMLError, parse, qname
 
+WSSE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
+
 
 class SOAPFault(Exception):
     """A SOAP 1.2 Fault: code Sender/Receiver, optional subcode (QName text) and reason."""
@@ -85,7 +87,9 @@ def envelope(body_xml: str, action: str, relates_to: str | None = None) -> bytes
 def fault(f: SOAPFault, relates_to: str | None = None) -> bytes:
     sub = ""
     if f.subcode:
-        sub = f"<soap:Subcode><soap:Value>{escape(f.subcode)}</soap:Value></soap:Subcode>"
+        # A subcode is a QName: WS-Security faults (XUA) need their prefix declared.
+        ns = f' xmlns:wsse="{WSSE}"' if f.subcode.startswith("wsse:") else ""
+        sub = f"<soap:Subcode><soap:Value{ns}>{escape(f.subcode)}</soap:Value></soap:Subcode>"
     body = (
         f"<soap:Fault><soap:Code><soap:Value>soap:{f.code}</soap:Value>{sub}</soap:Code>"
         f'<soap:Reason><soap:Text xml:lang="en">{escape(f.reason)}</soap:Text></soap:Reason></soap:Fault>'

@@ -129,6 +129,14 @@ def soap_endpoint(
                 status=400,
                 content_type=SOAP_CT,
             )
+        except Exception:
+            # A defect must still answer in SOAP, without leaking internals to the caller.
+            log.exception("unexpected error in %s", request.path)
+            return Response(
+                fault(SOAPFault("internal server error", code="Receiver", http_status=500), relates),
+                status=500,
+                content_type=SOAP_CT,
+            )
         finally:
             # Whatever was not moved into the blob store is removed: no orphan temp files.
             if message is not None:

@@ -30,6 +30,12 @@ _TYPES = f"""
     <xs:any namespace="##targetNamespace" processContents="lax" minOccurs="0" maxOccurs="unbounded"/>
   </xs:sequence></xs:complexType>
   <xs:element name="RegistryObjectList" type="rim:RegistryObjectListType"/>
+  <xs:complexType name="ObjectRefType"><xs:attribute name="id" type="xs:anyURI" use="required"/>
+    <xs:attribute name="home" type="xs:anyURI"/></xs:complexType>
+  <xs:complexType name="ObjectRefListType"><xs:sequence>
+    <xs:element name="ObjectRef" type="rim:ObjectRefType" minOccurs="0" maxOccurs="unbounded"/>
+  </xs:sequence></xs:complexType>
+  <xs:element name="ObjectRefList" type="rim:ObjectRefListType"/>
 </xs:schema>
 <xs:schema targetNamespace="{v.RS}" xmlns:rs="{v.RS}" elementFormDefault="qualified">
   <xs:complexType name="RegistryErrorType">
@@ -51,6 +57,8 @@ _TYPES = f"""
   <xs:import namespace="{v.RIM}"/>
   <xs:element name="SubmitObjectsRequest"><xs:complexType><xs:sequence>
     <xs:element ref="rim:RegistryObjectList"/></xs:sequence></xs:complexType></xs:element>
+  <xs:element name="RemoveObjectsRequest"><xs:complexType><xs:sequence>
+    <xs:element ref="rim:ObjectRefList"/></xs:sequence></xs:complexType></xs:element>
 </xs:schema>
 <xs:schema targetNamespace="{v.QUERY}" xmlns:query="{v.QUERY}" xmlns:rim="{v.RIM}" xmlns:rs="{v.RS}"
     elementFormDefault="qualified">
@@ -79,9 +87,10 @@ _TYPES = f"""
     <xs:element name="HomeCommunityId" type="xs:anyURI" minOccurs="0"/>
     <xs:element name="RepositoryUniqueId" type="xs:string"/>
     <xs:element name="DocumentUniqueId" type="xs:string"/></xs:sequence></xs:complexType>
-  <xs:element name="RetrieveDocumentSetRequest"><xs:complexType><xs:sequence>
+  <xs:complexType name="RetrieveDocumentSetRequestType"><xs:sequence>
     <xs:element name="DocumentRequest" type="xdsb:DocumentRequestType" maxOccurs="unbounded"/>
-  </xs:sequence></xs:complexType></xs:element>
+  </xs:sequence></xs:complexType>
+  <xs:element name="RetrieveDocumentSetRequest" type="xdsb:RetrieveDocumentSetRequestType"/>
   <xs:element name="RetrieveDocumentSetResponse"><xs:complexType><xs:sequence>
     <xs:element ref="rs:RegistryResponse"/>
     <xs:element name="DocumentResponse" minOccurs="0" maxOccurs="unbounded"><xs:complexType><xs:sequence>
@@ -95,12 +104,18 @@ _TYPES = f"""
     </xs:sequence></xs:complexType></xs:element>
   </xs:sequence></xs:complexType></xs:element>
 </xs:schema>
+<xs:schema targetNamespace="{v.RMD}" xmlns:xdsb="{v.XDSB}" elementFormDefault="qualified">
+  <xs:import namespace="{v.XDSB}"/>
+  <xs:element name="RemoveDocumentsRequest" type="xdsb:RetrieveDocumentSetRequestType"/>
+</xs:schema>
 """
 
 # (operation name, SOAP action, request element, response element)
 REGISTRY = [
     ("RegistryStoredQuery", v.ACTION_ITI18, "query:AdhocQueryRequest", "query:AdhocQueryResponse"),
     ("RegisterDocumentSet-b", v.ACTION_ITI42, "lcm:SubmitObjectsRequest", "rs:RegistryResponse"),
+    ("UpdateDocumentSet", v.ACTION_ITI57, "lcm:SubmitObjectsRequest", "rs:RegistryResponse"),
+    ("DeleteDocumentSet", v.ACTION_ITI62, "lcm:RemoveObjectsRequest", "rs:RegistryResponse"),
 ]
 REPOSITORY = [
     (
@@ -115,6 +130,7 @@ REPOSITORY = [
         "xdsb:RetrieveDocumentSetRequest",
         "xdsb:RetrieveDocumentSetResponse",
     ),
+    ("RemoveDocuments", v.ACTION_ITI86, "rmd:RemoveDocumentsRequest", "rs:RegistryResponse"),
 ]
 
 
@@ -141,7 +157,7 @@ def render(service: str, operations: list[tuple[str, str, str, str]], location: 
 <wsdl:definitions name="{service}" targetNamespace="{v.XDSB}" xmlns:tns="{v.XDSB}" xmlns:xdsb="{v.XDSB}"
     xmlns:wsdl="http://schemas.xmlsoap.org/wsdl/" xmlns:soap12="http://schemas.xmlsoap.org/wsdl/soap12/"
     xmlns:wsaw="http://www.w3.org/2006/05/addressing/wsdl" xmlns:xs="http://www.w3.org/2001/XMLSchema"
-    xmlns:rim="{v.RIM}" xmlns:rs="{v.RS}" xmlns:lcm="{v.LCM}" xmlns:query="{v.QUERY}">
+    xmlns:rim="{v.RIM}" xmlns:rs="{v.RS}" xmlns:lcm="{v.LCM}" xmlns:query="{v.QUERY}" xmlns:rmd="{v.RMD}">
 <wsdl:types>{_TYPES}</wsdl:types>
 {"".join(messages)}
 <wsdl:portType name="{service}_PortType">{"".join(port_ops)}</wsdl:portType>

@@ -317,6 +317,11 @@ def parse_association(el: etree._Element, errors: ErrorCollector) -> Association
         if name not in ASSOCIATION_SLOTS and not _is_legal_extra_slot(name):
             errors.add(META, f"{owner}: Slot '{name}' is not defined for an Association")
     a.extra_slots = slots
+    c = _Classified(el, owner, errors)
+    a.documentation = c.code(v.ASSOCIATION_DOCUMENTATION, "associationDocumentation", owner, errors, True)
+    for scheme in c.by_scheme:
+        if scheme != v.ASSOCIATION_DOCUMENTATION:
+            errors.add(META, f"{owner}: unknown classificationScheme '{scheme}'")
     return a
 
 
@@ -603,6 +608,8 @@ def render_association(a: Association) -> etree._Element:
     for name, values in a.extra_slots.items():
         _slot(el, name, values)
     _names(el, a)
+    for code in a.documentation:
+        _code_el(el, v.ASSOCIATION_DOCUMENTATION, code, a.entry_uuid)
     return el
 
 

@@ -119,6 +119,8 @@ class Association(RegistryObject):
     association_type: str = v.HAS_MEMBER
     source: str = ""
     target: str = ""
+    # Association documentation (ITI TF-3 4.2.3.4.1): why a relationship was made.
+    documentation: list[Code] = field(default_factory=list)
 
     @property
     def submission_set_status(self) -> str | None:

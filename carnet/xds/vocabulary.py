@@ -27,7 +27,8 @@ ACTION_ITI41 = "urn:ihe:iti:2007:ProvideAndRegisterDocumentSet-b"
 ACTION_ITI42 = "urn:ihe:iti:2007:RegisterDocumentSet-b"
 ACTION_ITI43 = "urn:ihe:iti:2007:RetrieveDocumentSet"
 ACTION_ITI57 = "urn:ihe:iti:2010:UpdateDocumentSet"
-ACTION_ITI62 = "urn:ihe:iti:2010:XDSDeleteWebService:RemoveObjectsRequest"
+# ITI TF-2b 3.62.4.1.2 (and the IHE/IPF WSDL): DeleteDocumentSet, not an ebRS LifeCycleManager action.
+ACTION_ITI62 = "urn:ihe:iti:2010:DeleteDocumentSet"
 ACTION_ITI86 = "urn:ihe:iti:2017:RemoveDocuments"
 
 # --- Status values --------------------------------------------------------------------------
@@ -93,6 +94,8 @@ SIGNS = "urn:ihe:iti:2007:AssociationType:signs"
 IS_SNAPSHOT_OF = "urn:ihe:iti:2010:AssociationType:IsSnapshotOf"
 UPDATE_AVAILABILITY_STATUS = "urn:ihe:iti:2010:AssociationType:UpdateAvailabilityStatus"
 SUBMIT_ASSOCIATION = "urn:ihe:iti:2010:AssociationType:SubmitAssociation"
+# classificationScheme of the optional documentation code on a relationship association.
+ASSOCIATION_DOCUMENTATION = "urn:uuid:abd807a3-4432-4053-87b4-fd82c643d1f3"
 
 DOCUMENT_RELATIONSHIPS = frozenset({RPLC, XFRM, APND, XFRM_RPLC, SIGNS, IS_SNAPSHOT_OF})
 REPLACEMENTS = frozenset({RPLC, XFRM_RPLC})

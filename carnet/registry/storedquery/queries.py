@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, exists, or_, select
+from sqlalchemy import String, and_, exists, func, or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -28,6 +28,7 @@ from carnet.registry.schema import (
 )
 from carnet.registry.storedquery.params import Params, ParamSpec, parse_code, parse_slots
 from carnet.registry.validate.datatypes import dtm_to_key
+from carnet.signature import query as signature_query
 from carnet.xds import vocabulary as v
 from carnet.xds.errors import ErrorCode, XDSError
 
@@ -94,21 +95,76 @@ def _spec(*items: tuple[str, str, bool, bool]) -> dict[str, ParamSpec]:
 
 
 def _codes_match(code_col: Any, scheme_col: Any, values: Iterable[str]) -> ColumnElement[bool]:
+    return tokens_match(code_col, scheme_col, [parse_code(value) for value in values])
+
+
+def tokens_match(
+    code_col: Any, scheme_col: Any, tokens: Iterable[tuple[str | None, str | None]]
+) -> ColumnElement[bool]:
+    """Any of the (code, scheme) pairs; None leaves that half free (FHIR ``code``, ``system|``)."""
     terms = []
-    for value in values:
-        code, scheme = parse_code(value)
-        terms.append(and_(code_col == code, scheme_col == scheme))
+    for code, scheme in tokens:
+        term = []
+        if code is not None:
+            term.append(code_col == code)
+        if scheme is not None:
+            term.append(scheme_col == scheme)
+        terms.append(and_(*term) if term else code_col.is_not(None))
     return or_(*terms)
 
 
 def _child_codes(kind: str, object_col: Any, values: list[str]) -> ColumnElement[bool]:
+    return child_tokens_match(kind, object_col, [parse_code(value) for value in values])
+
+
+def child_tokens_match(
+    kind: str, object_col: Any, tokens: Iterable[tuple[str | None, str | None]]
+) -> ColumnElement[bool]:
+    """The object has a child code of ``kind`` ('event', 'conf', 'folder') matching any token."""
     return exists(
         select(CodeRow.id).where(
             CodeRow.object_uuid == object_col,
             CodeRow.kind == kind,
-            _codes_match(CodeRow.code, CodeRow.scheme, values),
+            tokens_match(CodeRow.code, CodeRow.scheme, tokens),
         )
     )
+
+
+def like_escape(text: str) -> str:
+    """``text`` as a literal inside a LIKE pattern (escape character backslash)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _xcn_component(session: Session, person: Any, number: int) -> Any:
+    """Component ``number`` (2 = family, 3 = given) of an XCN column, in portable SQL."""
+
+    def position(haystack: Any) -> Any:
+        fn = func.strpos if session.get_bind().dialect.name == "postgresql" else func.instr
+        return fn(haystack, "^")
+
+    rest = person
+    for _ in range(number - 1):
+        rest = func.substr(rest, position(rest.concat("^")) + 1, type_=String)
+    return func.substr(rest, 1, position(rest.concat("^")) - 1, type_=String)
+
+
+def author_names_match(
+    session: Session, object_col: Any, family: list[str], given: list[str], exact: bool = False
+) -> ColumnElement[bool]:
+    """An author whose authorPerson family name (XCN.2) / given name (XCN.3) matches (FHIR string
+    search: case-insensitive, starts-with unless ``exact``); each list is ORed, the two ANDed."""
+    conds: list[ColumnElement[bool]] = []
+    for number, values in ((2, family), (3, given)):
+        if not values:
+            continue
+        part = _xcn_component(session, AuthorRow.person, number)
+        if exact:
+            conds.append(or_(*[part == val for val in values]))
+        else:
+            conds.append(
+                or_(*[func.lower(part).like(like_escape(val.lower()) + "%", escape="\\") for val in values])
+            )
+    return exists(select(AuthorRow.id).where(AuthorRow.object_uuid == object_col, *conds))
 
 
 def _authors(object_col: Any, patterns: list[str]) -> ColumnElement[bool]:
@@ -211,8 +267,38 @@ def _documents(session: Session, where: list[ColumnElement[bool]]) -> list[Hit]:
     return _hits(session, DE, "DocumentEntry", where, DE.creation_time)
 
 
-def _associations(session: Session, where: list[ColumnElement[bool]]) -> list[Hit]:
-    return _hits(session, ASSOC, "Association", where)
+def _associations(
+    session: Session, where: list[ColumnElement[bool]], statuses: Iterable[str] = (v.APPROVED,)
+) -> list[Hit]:
+    return _hits(session, ASSOC, "Association", [*where, ASSOC.status.in_(list(statuses))])
+
+
+def _association_statuses(p: Params) -> list[str]:
+    """$XDSAssociationStatus (Metadata Update): which associations a Get query returns; Approved
+    unless asked (a deprecated relationship or membership is history, NIST 20001)."""
+    return p.many("$XDSAssociationStatus") or [v.APPROVED]
+
+
+def _metadata_level(p: Params) -> str:
+    level = p.one("$MetadataLevel") or "1"
+    if level not in ("1", "2"):
+        raise XDSError.of(ErrorCode.REGISTRY_ERROR, f"$MetadataLevel must be 1 or 2, got {level!r}")
+    return level
+
+
+def _by_unique_id(session: Session, table: Any, unique_ids: list[str], p: Params) -> list[str]:
+    """Entry UUIDs of the objects with these uniqueIds: every version at $MetadataLevel 2, the
+    latest version of each logical object otherwise (ITI TF-2a 3.18.4.1.2.3.5.1)."""
+    rows = session.execute(
+        select(table.entry_uuid, table.logical_id, table.version).where(table.unique_id.in_(unique_ids))
+    ).all()
+    if _metadata_level(p) == "2":
+        return [r[0] for r in rows]
+    latest: dict[str, tuple[str, int]] = {}
+    for entry_uuid, logical_id, version in rows:
+        if logical_id not in latest or version > latest[logical_id][1]:
+            latest[logical_id] = (entry_uuid, version)
+    return [entry_uuid for entry_uuid, _ in latest.values()]
 
 
 def _one_of_ids(session: Session, p: Params, table: Any, prefix: str) -> list[str]:
@@ -220,9 +306,7 @@ def _one_of_ids(session: Session, p: Params, table: Any, prefix: str) -> list[st
     if p.has(f"${prefix}EntryUUID"):
         return p.many(f"${prefix}EntryUUID")
     if p.has(f"${prefix}UniqueId"):
-        return list(
-            session.scalars(select(table.entry_uuid).where(table.unique_id.in_(p.many(f"${prefix}UniqueId"))))
-        )
+        return _by_unique_id(session, table, p.many(f"${prefix}UniqueId"), p)
     if p.has(f"${prefix}LogicalID"):
         return list(
             session.scalars(
@@ -334,7 +418,9 @@ def get_folders(session: Session, p: Params) -> QueryResult:
 def get_associations(session: Session, p: Params) -> QueryResult:
     ids = p.many("$uuid")
     return QueryResult(
-        associations=_associations(session, [or_(ASSOC.source.in_(ids), ASSOC.target.in_(ids))])
+        associations=_associations(
+            session, [or_(ASSOC.source.in_(ids), ASSOC.target.in_(ids))], _association_statuses(p)
+        )
     )
 
 
@@ -344,7 +430,13 @@ def get_documents_and_associations(session: Session, p: Params) -> QueryResult:
         return QueryResult()
     docs = _documents(session, [DE.entry_uuid.in_(ids)])
     found = [d.id for d in docs]
-    assocs = _associations(session, [or_(ASSOC.source.in_(found), ASSOC.target.in_(found))]) if found else []
+    assocs = (
+        _associations(
+            session, [or_(ASSOC.source.in_(found), ASSOC.target.in_(found))], _association_statuses(p)
+        )
+        if found
+        else []
+    )
     return QueryResult(documents=docs, associations=assocs)
 
 
@@ -363,13 +455,15 @@ def get_submission_sets(session: Session, p: Params) -> QueryResult:
     return QueryResult(submission_sets=sets, associations=assocs)
 
 
-def _members(session: Session, source: str) -> list[tuple[str, str]]:
+def _members(session: Session, source: str, statuses: Iterable[str] = (v.APPROVED,)) -> list[tuple[str, str]]:
     """(association id, target) of the HasMember associations from ``source``."""
     return [
         (r[0], r[1])
         for r in session.execute(
             select(ASSOC.entry_uuid, ASSOC.target).where(
-                ASSOC.source == source, ASSOC.association_type == v.HAS_MEMBER
+                ASSOC.source == source,
+                ASSOC.association_type == v.HAS_MEMBER,
+                ASSOC.status.in_(list(statuses)),
             )
         )
     ]
@@ -415,17 +509,22 @@ def get_folder_and_contents(session: Session, p: Params) -> QueryResult:
     if p.has("$XDSFolderEntryUUID"):
         where = [FOL.entry_uuid == p.one("$XDSFolderEntryUUID")]
     else:
-        where = [FOL.unique_id == p.one("$XDSFolderUniqueId")]
-    folders = _hits(session, FOL, "Folder", where)
-    if not folders:
-        return QueryResult()
-    members = _members(session, folders[0].id)
-    targets = [t for _, t in members]
-    docs = _documents(session, [DE.entry_uuid.in_(targets), *_content_filters(p)]) if targets else []
-    kept = {d.id for d in docs}
-    keep = [a for a, t in members if t in kept]
-    assocs = _associations(session, [ASSOC.entry_uuid.in_(keep)]) if keep else []
-    return QueryResult(documents=docs, folders=folders, associations=assocs)
+        # Metadata Update: one uniqueId may name several versions of the folder.
+        uid = p.one("$XDSFolderUniqueId")
+        where = [FOL.entry_uuid.in_(_by_unique_id(session, FOL, [uid] if uid else [], p))]
+    folders = _hits(session, FOL, "Folder", where, FOL.version)
+    statuses = _association_statuses(p)
+    docs: dict[str, Hit] = {}
+    assocs: list[Hit] = []
+    for folder in folders:
+        members = _members(session, folder.id, statuses)
+        targets = [t for _, t in members]
+        found = _documents(session, [DE.entry_uuid.in_(targets), *_content_filters(p)]) if targets else []
+        docs.update((d.id, d) for d in found)
+        kept = {d.id for d in found}
+        keep = [a for a, t in members if t in kept]
+        assocs += _associations(session, [ASSOC.entry_uuid.in_(keep)], statuses) if keep else []
+    return QueryResult(documents=list(docs.values()), folders=folders, associations=assocs)
 
 
 def get_folders_for_document(session: Session, p: Params) -> QueryResult:
@@ -448,7 +547,9 @@ def get_related_documents(session: Session, p: Params) -> QueryResult:
     if not types:
         return QueryResult()
     assocs = _associations(
-        session, [or_(ASSOC.source == doc_id, ASSOC.target == doc_id), ASSOC.association_type.in_(types)]
+        session,
+        [or_(ASSOC.source == doc_id, ASSOC.target == doc_id), ASSOC.association_type.in_(types)],
+        _association_statuses(p),
     )
     if not assocs:
         return QueryResult()
@@ -493,8 +594,11 @@ _DE_IDS = (
     ("$XDSDocumentEntryUniqueId", "str", True, False),
     ("$XDSDocumentEntryLogicalID", "str", True, False),
     ("$MetadataLevel", "str", False, False),
+    ("$XDSAssociationStatus", "status", True, False),
     ("$homeCommunityId", "str", False, False),
 )
+# Metadata Update parameters of the Get queries that return associations.
+_MU = (("$MetadataLevel", "str", False, False), ("$XDSAssociationStatus", "status", True, False))
 _DE_ID = (
     ("$XDSDocumentEntryEntryUUID", "str", False, False),
     ("$XDSDocumentEntryUniqueId", "str", False, False),
@@ -589,7 +693,7 @@ QUERIES: dict[str, StoredQuery] = {
         StoredQuery(
             "GetAssociations",
             "urn:uuid:a7ae438b-4bc2-4642-93e9-be891f7bb155",
-            _spec(("$uuid", "str", True, False), ("$homeCommunityId", "str", False, False)),
+            _spec(("$uuid", "str", True, False), ("$homeCommunityId", "str", False, False), *_MU),
             ("$uuid",),
             run=get_associations,
         ),
@@ -627,6 +731,7 @@ QUERIES: dict[str, StoredQuery] = {
                 ("$XDSFolderUniqueId", "str", False, False),
                 ("$homeCommunityId", "str", False, False),
                 *_CONTENT,
+                *_MU,
             ),
             one_of=(("$XDSFolderEntryUUID", "$XDSFolderUniqueId"),),
             run=get_folder_and_contents,
@@ -645,10 +750,19 @@ QUERIES: dict[str, StoredQuery] = {
                 *_DE_ID,
                 ("$AssociationTypes", "str", True, False),
                 ("$XDSDocumentEntryType", "str", True, False),
+                *_MU,
             ),
             ("$AssociationTypes",),
             one_of=(("$XDSDocumentEntryEntryUUID", "$XDSDocumentEntryUniqueId"),),
             run=get_related_documents,
+        ),
+        # Carnet's extension (carnet.signature.query): the documents a verified signature covers.
+        StoredQuery(
+            signature_query.QUERY_NAME,
+            signature_query.QUERY_ID,
+            _spec(*signature_query.PARAMS),
+            one_of=signature_query.ONE_OF,
+            run=signature_query.get_signed_documents,
         ),
     ]
 }

@@ -1,0 +1,567 @@
+"""The FHIR blueprint, mounted at /fhir: every MHD/PDSm interaction with its security seams.
+
+Each request: the answer format (``_format``, then ``Accept``), the principal
+(``identity.resolve_http``: 401 with an OperationOutcome when refused), the policy decision point
+before any data is read or written (and ``visible`` on what a search found), the transaction, and
+one audit record, written with the data for ITI-65 and PATCH and on its own otherwise, failures
+included. Errors are OperationOutcomes carrying the XDS error code where one applies.
+
+``GET /fhir/metadata`` is public, like ``/health``: it describes the server, not patients.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Literal, TypeVar
+from urllib.parse import urlencode
+
+from fhir.resources.R4B.binary import Binary
+from fhir.resources.R4B.bundle import Bundle
+from fhir.resources.R4B.resource import Resource
+from flask import Blueprint, Response, current_app, request
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session
+
+from carnet.db import read_session, write_transaction
+from carnet.fhir import datatypes as fdt
+from carnet.fhir import documentreference as fdr
+from carnet.fhir import iti65, iti66, iti67, iti68, metadataupdate
+from carnet.fhir import patient as fpatient
+from carnet.fhir.capability import capability_statement, contributed
+from carnet.fhir.formats import CONTENT_TYPE, Format, accepts_fhir, parse_resource, render, response_format
+from carnet.fhir.outcome import FHIRError, from_denial, from_xds, operation_outcome, to_errors
+from carnet.fhir.search import Page, Params, page_of, searchset, split_or, token
+from carnet.profiles.validation import profile_for
+from carnet.registry import iti57
+from carnet.registry.endpoint import db_errors, submission_audit_objects
+from carnet.registry.iti42 import RegisterOptions
+from carnet.registry.schema import DocumentEntryRow
+from carnet.registry.storedquery.queries import Hit
+from carnet.repository import iti41
+from carnet.security import audit, identity
+from carnet.security.policy import AccessDenied, enforce
+from carnet.security.principal import Principal
+from carnet.xds.errors import ErrorCode, XDSError
+from carnet.xds.model import Folder
+
+if TYPE_CHECKING:
+    from carnet.app import Carnet
+
+log = logging.getLogger(__name__)
+blueprint = Blueprint("fhir", __name__, url_prefix="/fhir")
+STARTED = datetime.now(UTC).replace(microsecond=0)
+M = TypeVar("M")
+
+
+@dataclass
+class FhirCall:
+    """What a handler gets: the services, who asks, the answer format, and the audit record."""
+
+    ctx: Carnet
+    principal: Principal
+    fmt: Format
+    base: str
+    event: audit.AuditEvent
+
+
+def _ctx() -> Carnet:
+    ctx: Carnet = current_app.extensions["carnet"]
+    return ctx
+
+
+def base_url() -> str:
+    return request.url_root.rstrip("/") + "/fhir"
+
+
+def respond(
+    resource: Resource, fmt: Format, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    return Response(
+        render(resource, fmt), status=status, content_type=CONTENT_TYPE[fmt], headers=headers or {}
+    )
+
+
+def _outcome(exc: FHIRError, fmt: Format) -> Response:
+    return respond(operation_outcome(exc.issues), fmt, exc.status, exc.headers)
+
+
+def _format() -> Format:
+    try:
+        return response_format(request.args.get("_format"), request.headers.get("Accept"))
+    except FHIRError:
+        return "json"
+
+
+def run(
+    transaction: str,
+    event_id: str,
+    action: Literal["C", "R", "U", "D", "E"],
+    handler: Callable[[FhirCall], Response],
+) -> Response:
+    """The seams every FHIR interaction shares (see the module docstring)."""
+    ctx = _ctx()
+    fmt = _format()
+    try:
+        # An explicit _format this server cannot write is 406, before anything else happens.
+        response_format(request.args.get("_format"), request.headers.get("Accept"))
+        principal = identity.resolve_http(ctx, dict(request.headers.items()))
+    except FHIRError as exc:
+        return _outcome(exc, fmt)
+    except identity.AuthenticationError as exc:
+        refusal = FHIRError.of(401, "login", exc.reason)
+        refusal.headers["WWW-Authenticate"] = 'Bearer realm="carnet"'
+        return _outcome(refusal, fmt)
+    event = audit.AuditEvent(transaction, event_id, action, principal, source_address=request.remote_addr)
+    call = FhirCall(ctx, principal, fmt, base_url(), event)
+    try:
+        try:
+            return handler(call)
+        except XDSError as exc:
+            raise from_xds(exc) from exc
+        except AccessDenied as exc:
+            raise from_denial(exc) from exc
+    except FHIRError as exc:
+        audit.record_failure(ctx.engine, event, to_errors(exc))
+        return _outcome(exc, fmt)
+    except Exception:
+        # A fault of Carnet's: logged with its trace, audited, and answered as FHIR (not HTML).
+        log.exception("%s failed", transaction)
+        failure = FHIRError.of(500, "exception", f"{transaction}: internal error (see the server log)")
+        audit.record_failure(ctx.engine, event, to_errors(failure))
+        return _outcome(failure, fmt)
+
+
+def _params() -> Params:
+    """Search parameters: the query string, plus the form body of POST _search."""
+    items = list(request.args.items(multi=True))
+    if request.method == "POST":
+        ctype = (request.content_type or "").split(";", 1)[0].strip().lower()
+        if ctype != "application/x-www-form-urlencoded":
+            raise FHIRError.of(
+                415, "not-supported", "POST _search takes an application/x-www-form-urlencoded body"
+            )
+        items += list(request.form.items(multi=True))
+    return Params(items)
+
+
+def _query_objects(name: str, params: Params) -> list[dict[str, str]]:
+    query = base64.b64encode(urlencode(params.items).encode()).decode()
+    return [{"type": "Query", "id": name, "query": query}]
+
+
+def _named_patient(params: Params) -> str | None:
+    """The patient a search names, read from the parameters alone (for the decision before reading)."""
+    for name, raw in params.items:
+        alts = split_or(raw)
+        if name == "patient" and len(alts) == 1:
+            return fdt.cx_of_patient_resource_id(alts[0].rstrip("/").rsplit("/", 1)[-1])
+        if name in ("patient.identifier", "patient:identifier") and len(alts) == 1:
+            t = token(alts[0])
+            try:
+                return fdt.cx_of(t.system, t.code) if t.system else None
+            except ValueError:
+                return None
+    return None
+
+
+def _not_found(kind: str, rid: str) -> FHIRError:
+    return FHIRError.of(404, "not-found", f"{kind}/{rid} is not known here")
+
+
+# ---------------------------------------------------------------------------------------------
+# Capability
+# ---------------------------------------------------------------------------------------------
+
+
+@blueprint.get("/metadata")
+def metadata() -> Response:
+    fmt = _format()
+    return respond(capability_statement(base_url(), STARTED, contributed(current_app)), fmt)
+
+
+# ---------------------------------------------------------------------------------------------
+# ITI-65 Provide Document Bundle
+# ---------------------------------------------------------------------------------------------
+
+
+@blueprint.post("")
+@blueprint.post("/")
+def transaction() -> Response:
+    return run("ITI-65", audit.EVENT_IMPORT, "C", _iti65)
+
+
+def _iti65(c: FhirCall) -> Response:
+    limit = c.ctx.settings.max_request_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise FHIRError.of(413, "too-costly", f"the bundle exceeds the limit of {limit} bytes")
+    bundle = parse_resource(request.get_data(cache=False), request.content_type)
+    if not isinstance(bundle, Bundle):
+        raise FHIRError.of(
+            400, "invalid", f"POST [base] takes a transaction Bundle, not a {bundle.get_resource_type()}"
+        )
+
+    def existing_folder(entry_uuid: str) -> tuple[Folder, set[str]] | None:
+        # A Folder update reads the Folder: the decision on its patient comes before its content is used.
+        with read_session(c.ctx.engine) as session:
+            found = iti66.folder_with_members(session, entry_uuid)
+        if found is not None:
+            enforce(c.ctx.pdp, c.principal, "submit", found[0].patient_id)
+        return found
+
+    provided = iti65.translate(bundle, c.base, existing_folder)
+    sub = provided.request.submission
+    c.event.patient_id = sub.submission_set.patient_id if sub.submission_set else None
+    c.event.objects = submission_audit_objects(sub)
+    try:
+        enforce(c.ctx.pdp, c.principal, "submit", c.event.patient_id)
+        pairs = iti41.check_documents(provided.request, c.ctx.settings.repository_unique_id)
+        warnings = iti41.store_and_register(c.ctx, sub, pairs, c.event)
+    except XDSError as exc:
+        raise from_xds(XDSError(iti65.explain(exc.errors, provided.names))) from exc
+    return respond(iti65.response_bundle(provided, warnings), c.fmt)
+
+
+# ---------------------------------------------------------------------------------------------
+# ITI-67 Find Document References, DocumentReference read
+# ---------------------------------------------------------------------------------------------
+
+
+@blueprint.get("/DocumentReference")
+@blueprint.post("/DocumentReference/_search")
+def search_document_references() -> Response:
+    return run("ITI-67", audit.EVENT_QUERY, "E", _iti67)
+
+
+def _iti67(c: FhirCall) -> Response:
+    params = _params()
+    c.event.objects = _query_objects("ITI-67", params)
+    c.event.patient_id = _named_patient(params)
+    enforce(c.ctx.pdp, c.principal, "query", c.event.patient_id)
+    page = page_of(params)
+    summary_count = params.one("_summary") == "count"
+    with read_session(c.ctx.engine) as session:
+        matches = iti67.find(session, params, c.ctx.settings.max_query_results)
+        matches = _decide_on_results(c, matches, lambda m: m.hit)
+        shown = [] if summary_count else matches[page.offset : page.offset + page.count]
+        resources: list[Resource] = [fdr.to_fhir(s, c.base) for s in iti67.stored(session, shown)]
+    audit.record(c.ctx.engine, c.event)
+    return respond(
+        searchset(resources, len(matches), page, params, f"{c.base}/DocumentReference", c.base), c.fmt
+    )
+
+
+def _decide_on_results(c: FhirCall, matches: list[M], hit_of: Callable[[M], Hit]) -> list[M]:
+    """Decide again on the patient(s) found (a search by _id names none), then filter by policy."""
+    for pid in sorted({p for m in matches if (p := hit_of(m).patient_id)}):
+        if pid != c.event.patient_id:
+            enforce(c.ctx.pdp, c.principal, "query", pid)
+    if c.event.patient_id is None and matches:
+        c.event.patient_id = hit_of(matches[0]).patient_id
+    allowed = {h.id for h in c.ctx.pdp.visible(c.principal, "query", [hit_of(m) for m in matches])}
+    return [m for m in matches if hit_of(m).id in allowed]
+
+
+@blueprint.get("/DocumentReference/<rid>")
+def read_document_reference(rid: str) -> Response:
+    return run("ITI-67", audit.EVENT_QUERY, "E", lambda c: _read_document_reference(c, rid))
+
+
+def _read_document_reference(c: FhirCall, rid: str) -> Response:
+    c.event.objects = [{"type": "DocumentReference", "id": rid}]
+    enforce(c.ctx.pdp, c.principal, "query", None)
+    entry_uuid = fdt.entry_uuid_of(rid)
+    with read_session(c.ctx.engine) as session:
+        match = iti67.by_id(session, entry_uuid) if entry_uuid else None
+        found = _decide_on_results(c, [match], lambda m: m.hit) if match else []
+        if not found:
+            # Not found and not visible answer alike (ITI TF-2 Appendix Z.7): nothing leaks.
+            raise _not_found("DocumentReference", rid)
+        resource = fdr.to_fhir(iti67.stored(session, found)[0], c.base)
+    audit.record(c.ctx.engine, c.event)
+    return respond(resource, c.fmt, headers=_version_headers(resource))
+
+
+def _version_headers(resource: Resource) -> dict[str, str]:
+    meta = getattr(resource, "meta", None)
+    headers = {}
+    if meta is not None and meta.versionId:
+        headers["ETag"] = f'W/"{meta.versionId}"'
+    return headers
+
+
+# ---------------------------------------------------------------------------------------------
+# PDSm metadata update: PATCH DocumentReference (ITI-57)
+# ---------------------------------------------------------------------------------------------
+
+
+@blueprint.route("/DocumentReference/<rid>", methods=["PATCH"])
+def patch_document_reference(rid: str) -> Response:
+    return run("ITI-57", audit.EVENT_PATIENT_RECORD, "U", lambda c: _patch(c, rid))
+
+
+@blueprint.route("/DocumentReference", methods=["PATCH"])
+def conditional_patch_document_reference() -> Response:
+    return run("ITI-57", audit.EVENT_PATIENT_RECORD, "U", lambda c: _patch(c, None))
+
+
+def _patch(c: FhirCall, rid: str | None) -> Response:
+    enforce(c.ctx.pdp, c.principal, "update", None)
+    body = request.get_data(cache=False)
+    options = RegisterOptions(
+        accept_any_patient=c.ctx.settings.accept_any_patient, profile=profile_for(c.ctx.settings)
+    )
+    source_id = c.ctx.settings.home_community_id.removeprefix("urn:oid:")
+    try:
+        with write_transaction(c.ctx.engine) as session:
+            row = _patch_target(session, rid)
+            c.event.patient_id = row.patient_id
+            c.event.objects = [{"type": "DocumentEntry", "id": row.unique_id, "entryUUID": row.entry_uuid}]
+            enforce(c.ctx.pdp, c.principal, "update", row.patient_id)
+            match = iti67.by_id(session, row.entry_uuid)
+            assert match is not None
+            if not c.ctx.pdp.visible(c.principal, "update", [match.hit]):
+                raise _not_found("DocumentReference", rid or row.entry_uuid)
+            latest = iti57.latest_version(session, DocumentEntryRow, row.logical_id)
+            if latest is not None and latest.entry_uuid != row.entry_uuid:
+                # A metadata update made a new version (new id, as in the DMP): that one is patched.
+                raise FHIRError.of(
+                    409,
+                    "conflict",
+                    f"DocumentReference/{fdt.resource_id(row.entry_uuid)} is version {row.version}; the "
+                    f"document's latest version is DocumentReference/{fdt.resource_id(latest.entry_uuid)}",
+                    str(ErrorCode.METADATA_VERSION_ERROR),
+                )
+            stored = iti67.stored(session, [match])[0]
+            current = fdr.to_fhir(stored, c.base)
+            change = metadataupdate.requested_change(current, stored.entry, body, request.content_type or "")
+            new_id = metadataupdate.apply(session, row, change, options, source_id)
+            audit.record_in(session, c.event)
+    except (IntegrityError, OperationalError) as exc:
+        raise from_xds(db_errors(exc, ErrorCode.REGISTRY_ERROR)) from exc
+    with read_session(c.ctx.engine) as session:
+        updated = iti67.by_id(session, new_id)
+        assert updated is not None
+        resource = fdr.to_fhir(iti67.stored(session, [updated])[0], c.base)
+    return respond(resource, c.fmt, headers=_version_headers(resource))
+
+
+def _patch_target(session: Session, rid: str | None) -> DocumentEntryRow:
+    if rid is not None:
+        entry_uuid = fdt.entry_uuid_of(rid)
+        row = session.get(DocumentEntryRow, entry_uuid) if entry_uuid else None
+        if row is None:
+            raise _not_found("DocumentReference", rid)
+        return row
+    params = Params(list(request.args.items(multi=True)))
+    values = params.values("identifier")
+    if len(values) != 1 or len(split_or(values[0])) != 1 or params.ignored():
+        raise FHIRError.of(
+            400,
+            "invalid",
+            "a conditional PATCH names the document by one identifier: DocumentReference?identifier=...",
+        )
+    t = token(values[0])
+    unique_id = entry_uuid = None
+    if t.code and t.code.startswith("urn:uuid:") and t.system in (None, fdt.URI_SYSTEM):
+        entry_uuid = t.code.lower()
+    else:
+        try:
+            unique_id = fdt.unique_id_of(t.system or None, t.code)
+        except ValueError as exc:
+            raise FHIRError.of(400, "invalid", f"identifier: {exc}") from exc
+    rows = metadataupdate.latest_by_identifier(session, unique_id, entry_uuid)
+    if not rows:
+        raise FHIRError.of(404, "not-found", f"no DocumentReference has identifier {values[0]}")
+    if len(rows) > 1:
+        raise FHIRError.of(412, "multiple-matches", f"identifier {values[0]} names {len(rows)} documents")
+    return rows[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# ITI-66 Find Document Lists, List read
+# ---------------------------------------------------------------------------------------------
+
+
+@blueprint.get("/List")
+@blueprint.post("/List/_search")
+def search_lists() -> Response:
+    return run("ITI-66", audit.EVENT_QUERY, "E", _iti66)
+
+
+def _iti66(c: FhirCall) -> Response:
+    params = _params()
+    c.event.objects = _query_objects("ITI-66", params)
+    c.event.patient_id = _named_patient(params)
+    enforce(c.ctx.pdp, c.principal, "query", c.event.patient_id)
+    page = page_of(params)
+    with read_session(c.ctx.engine) as session:
+        matches = iti66.find(session, params, c.ctx.settings.max_query_results)
+        matches = _decide_on_results(c, matches, lambda m: m.hit)
+        shown = [] if params.one("_summary") == "count" else matches[page.offset : page.offset + page.count]
+        resources: list[Resource] = list(iti66.to_fhir(session, shown))
+    audit.record(c.ctx.engine, c.event)
+    return respond(searchset(resources, len(matches), page, params, f"{c.base}/List", c.base), c.fmt)
+
+
+@blueprint.get("/List/<rid>")
+def read_list(rid: str) -> Response:
+    return run("ITI-66", audit.EVENT_QUERY, "E", lambda c: _read_list(c, rid))
+
+
+def _read_list(c: FhirCall, rid: str) -> Response:
+    c.event.objects = [{"type": "List", "id": rid}]
+    enforce(c.ctx.pdp, c.principal, "query", None)
+    entry_uuid = fdt.entry_uuid_of(rid)
+    with read_session(c.ctx.engine) as session:
+        match = iti66.by_id(session, entry_uuid) if entry_uuid else None
+        found = _decide_on_results(c, [match], lambda m: m.hit) if match else []
+        if not found:
+            raise _not_found("List", rid)
+        resource = iti66.to_fhir(session, found)[0]
+    audit.record(c.ctx.engine, c.event)
+    return respond(resource, c.fmt)
+
+
+# ---------------------------------------------------------------------------------------------
+# ITI-68 Retrieve Document / Binary read
+# ---------------------------------------------------------------------------------------------
+
+
+@blueprint.get("/Binary/<rid>")
+def read_binary(rid: str) -> Response:
+    return run("ITI-68", audit.EVENT_EXPORT, "R", lambda c: _iti68(c, rid))
+
+
+def _iti68(c: FhirCall, rid: str) -> Response:
+    enforce(c.ctx.pdp, c.principal, "retrieve", None)
+    with read_session(c.ctx.engine) as session:
+        located = iti68.locate(session, rid, c.ctx.settings.repository_unique_id)
+    if located is None:
+        raise _not_found("Binary", rid)
+    entry = located.entry
+    c.event.patient_id = entry.patient_id
+    c.event.objects = [
+        {"type": "Document", "id": entry.unique_id, "repositoryUniqueId": entry.repository_unique_id or ""}
+    ]
+    enforce(c.ctx.pdp, c.principal, "retrieve", entry.patient_id)
+    if not c.ctx.pdp.visible(c.principal, "retrieve", [located.hit]):
+        raise _not_found("Binary", rid)
+    if located.gone:
+        raise FHIRError.of(
+            410,
+            "deleted",
+            f"the document is {entry.status.rsplit(':', 1)[-1]}: it was replaced or withdrawn; search the "
+            f"patient's current DocumentReferences",
+        )
+    stored = located.stored
+    if stored is None or not c.ctx.blobs.exists(stored.sha256):
+        raise FHIRError.of(404, "not-found", "the document is registered but not stored in this repository")
+    if accepts_fhir(request.args.get("_format"), request.headers.get("Accept")):
+        binary = Binary(contentType=stored.mime_type, data=base64.b64encode(c.ctx.blobs.read(stored.sha256)))
+        binary.id = rid
+        audit.record(c.ctx.engine, c.event)
+        return respond(binary, c.fmt)
+    if not iti68.acceptable(request.headers.get("Accept"), stored.mime_type):
+        raise FHIRError.of(
+            406, "not-supported", f"the document is {stored.mime_type}; Carnet does not transform documents"
+        )
+    audit.record(c.ctx.engine, c.event)
+    chunks: Iterator[bytes] = c.ctx.blobs.iter_chunks(stored.sha256)
+    return Response(
+        chunks,
+        status=200,
+        content_type=stored.mime_type,
+        headers={"Content-Length": str(stored.size), "ETag": f'"{stored.sha256}"'},
+        direct_passthrough=True,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Patient read and search (by identifier, e.g. INS)
+# ---------------------------------------------------------------------------------------------
+
+
+@blueprint.get("/Patient/<rid>")
+def read_patient(rid: str) -> Response:
+    return run("FHIR-Patient", audit.EVENT_QUERY, "E", lambda c: _read_patient(c, rid))
+
+
+def _read_patient(c: FhirCall, rid: str) -> Response:
+    cx = fdt.cx_of_patient_resource_id(rid)
+    c.event.patient_id = cx
+    c.event.objects = [{"type": "Patient", "id": rid}]
+    enforce(c.ctx.pdp, c.principal, "query", cx)
+    with read_session(c.ctx.engine) as session:
+        found = fpatient.read(session, cx) if cx else None
+    if found is None:
+        raise _not_found("Patient", rid)
+    audit.record(c.ctx.engine, c.event)
+    return respond(found, c.fmt)
+
+
+@blueprint.get("/Patient")
+@blueprint.post("/Patient/_search")
+def search_patients() -> Response:
+    return run("FHIR-Patient", audit.EVENT_QUERY, "E", _search_patients)
+
+
+def _search_patients(c: FhirCall) -> Response:
+    params = _params()
+    c.event.objects = _query_objects("Patient", params)
+    cxs: list[str] = []
+    for value in params.values("_id"):
+        cxs += [cx for rid in split_or(value) if (cx := fdt.cx_of_patient_resource_id(rid))]
+    identifiers = params.values("identifier")
+    if not cxs and not identifiers:
+        raise FHIRError.of(
+            400, "required", "Patient search needs identifier (e.g. urn:oid:1.2.250.1.213.1.4.8|<INS>) or _id"
+        )
+    page: Page = page_of(params)
+    with read_session(c.ctx.engine) as session:
+        for value in identifiers:
+            for alt in split_or(value):
+                cxs += iti67.patient_cxs_of_token(session, token(alt))
+        c.event.patient_id = cxs[0] if len(set(cxs)) == 1 else None
+        for cx in sorted(set(cxs)):
+            enforce(c.ctx.pdp, c.principal, "query", cx)
+        found: list[Resource] = [
+            p for cx in sorted(set(cxs)) if (p := fpatient.read(session, cx)) is not None
+        ]
+    audit.record(c.ctx.engine, c.event)
+    shown = found[page.offset : page.offset + page.count]
+    return respond(searchset(shown, len(found), page, params, f"{c.base}/Patient", c.base), c.fmt)
+
+
+# ---------------------------------------------------------------------------------------------
+# Everything else: precise refusals rather than HTML 404/405 pages
+# ---------------------------------------------------------------------------------------------
+
+_ALLOWED = {
+    "": "POST",
+    "metadata": "GET",
+    "DocumentReference": "GET, PATCH",
+    "List": "GET",
+    "Binary": "GET",
+    "Patient": "GET",
+}
+
+
+@blueprint.route("/<path:rest>", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])
+@blueprint.route("", methods=["GET", "PUT", "PATCH", "DELETE"])
+def other(rest: str = "") -> Response:
+    fmt = _format()
+    rtype = rest.split("/", 1)[0]
+    if rtype in _ALLOWED:
+        detail = (
+            "a PDSm metadata update is a PATCH of status, securityLabel or isArchived"
+            if rtype == "DocumentReference"
+            else "submit documents with an ITI-65 transaction Bundle (POST [base])"
+        )
+        exc = FHIRError.of(405, "not-supported", f"{request.method} /fhir/{rest} is not supported: {detail}")
+        exc.headers["Allow"] = _ALLOWED[rtype]
+        return _outcome(exc, fmt)
+    return _outcome(FHIRError.of(404, "not-supported", f"resource type '{rtype}' is not served here"), fmt)

@@ -1,0 +1,136 @@
+"""FHIR wire formats: JSON and XML in and out, chosen by ``_format``, ``Accept`` and ``Content-Type``.
+
+Every resource is parsed into and written from the ``fhir.resources.R4B`` models (FHIR R4 content
+parses with them; the library ships no R4 4.0.1 package). XML input goes through the project's
+hardened lxml parser first (no DOCTYPE, hence no entities, no network) before the model reads it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from fhir.resources.R4B import get_fhir_model_class
+from fhir.resources.R4B.resource import Resource
+from pydantic import ValidationError
+
+from carnet.fhir.outcome import FHIRError, Issue
+from carnet.xml import UnsafeXMLError
+from carnet.xml import parse as parse_xml
+
+Format = Literal["json", "xml"]
+
+FHIR_JSON = "application/fhir+json"
+FHIR_XML = "application/fhir+xml"
+CONTENT_TYPE = {"json": f"{FHIR_JSON}; charset=utf-8", "xml": f"{FHIR_XML}; charset=utf-8"}
+
+# What clients in the field send: fhirpy posts application/json, older ones the DSTU2 names.
+_JSON_TYPES = {FHIR_JSON, "application/json", "application/json+fhir", "text/json", "json"}
+_XML_TYPES = {FHIR_XML, "application/xml", "application/xml+fhir", "text/xml", "xml"}
+
+
+def _media(value: str) -> str:
+    return value.split(";", 1)[0].strip().lower()
+
+
+def _format_of(media: str) -> Format | None:
+    if media in _JSON_TYPES:
+        return "json"
+    if media in _XML_TYPES:
+        return "xml"
+    return None
+
+
+def response_format(format_param: str | None, accept: str | None) -> Format:
+    """The format to answer in: ``_format`` wins over ``Accept``; JSON when neither says."""
+    if format_param:
+        fmt = _format_of(_media(format_param.replace(" ", "+")))
+        if fmt is None:
+            raise FHIRError.of(406, "not-supported", f"_format '{format_param}' is neither JSON nor XML")
+        return fmt
+    if accept:
+        for item in _accept_items(accept):
+            fmt = _format_of(item)
+            if fmt is not None:
+                return fmt
+    return "json"
+
+
+def _accept_items(accept: str) -> list[str]:
+    """Accept media ranges by decreasing q (stable for equal q)."""
+    items: list[tuple[float, int, str]] = []
+    for i, part in enumerate(accept.split(",")):
+        fields = [f.strip() for f in part.split(";")]
+        q = 1.0
+        for f in fields[1:]:
+            if f.startswith("q="):
+                try:
+                    q = float(f[2:])
+                except ValueError:
+                    q = 0.0
+        if fields[0]:
+            items.append((-q, i, fields[0].lower()))
+    return [m for _, _, m in sorted(items)]
+
+
+def accepts_fhir(format_param: str | None, accept: str | None) -> bool:
+    """Does the client ask for a FHIR resource (rather than raw document bytes, for Binary)?"""
+    if format_param:
+        return True
+    return bool(accept) and any(_format_of(m) is not None for m in _accept_items(accept or ""))
+
+
+def parse_resource(body: bytes, content_type: str | None) -> Resource:
+    """Read a request body as a FHIR resource of any type (type checks are the caller's)."""
+    fmt = _format_of(_media(content_type or ""))
+    if fmt is None:
+        raise FHIRError.of(
+            415,
+            "not-supported",
+            f"Content-Type '{content_type}' is not a FHIR format: send {FHIR_JSON} or {FHIR_XML}",
+        )
+    if not body:
+        raise FHIRError.of(400, "structure", "the request has no body")
+    if fmt == "json":
+        try:
+            data = json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise FHIRError.of(400, "structure", f"the body is not JSON: {exc}") from exc
+        if not isinstance(data, dict) or not isinstance(data.get("resourceType"), str):
+            raise FHIRError.of(400, "structure", "the body is not a FHIR resource (no resourceType)")
+        return _validate(data["resourceType"], lambda cls: cls.model_validate(data))
+    try:
+        root = parse_xml(body)
+    except UnsafeXMLError as exc:
+        raise FHIRError.of(400, "structure", f"the body is not acceptable XML: {exc}") from exc
+    name = root.tag.rsplit("}", 1)[-1] if isinstance(root.tag, str) else ""
+    if not root.tag.startswith("{http://hl7.org/fhir}"):
+        raise FHIRError.of(400, "structure", "the XML body is not in the FHIR namespace http://hl7.org/fhir")
+    return _validate(name, lambda cls: cls.model_validate_xml(body))
+
+
+def _validate(resource_type: str, build: Any) -> Resource:
+    try:
+        cls = get_fhir_model_class(resource_type)
+    except (KeyError, ValueError) as exc:
+        raise FHIRError.of(400, "not-supported", f"unknown FHIR resource type '{resource_type}'") from exc
+    try:
+        resource: Resource = build(cls)
+    except ValidationError as exc:
+        raise FHIRError(400, [_issue(e) for e in exc.errors()[:50]]) from exc
+    except (KeyError, ValueError, TypeError) as exc:
+        # fhir.resources raises KeyError for an unknown resourceType nested in a Bundle entry.
+        raise FHIRError.of(400, "structure", f"the {resource_type} does not parse as FHIR R4: {exc}") from exc
+    return resource
+
+
+def _issue(err: Any) -> Issue:
+    path = ".".join(str(p) for p in err.get("loc", ()) if not str(p).startswith("function-"))
+    return Issue("structure", f"{path}: {err.get('msg')}", expression=(path,) if path else ())
+
+
+def render(resource: Resource, fmt: Format) -> bytes:
+    if fmt == "xml":
+        out = resource.model_dump_xml()
+        return out if isinstance(out, bytes) else str(out).encode()
+    return resource.model_dump_json(exclude_none=True).encode()

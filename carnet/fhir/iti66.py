@@ -1,0 +1,235 @@
+"""ITI-66 Find Document Lists: SubmissionSet and Folder Lists, the MHD binding of FindSubmissionSets
+and FindFolders (ITI TF-2 3.66.4.1.3.1), on the same tables and helpers as ITI-18.
+
+Parameters: code (submissionset | folder; both when absent), patient, patient.identifier, status,
+date (submissionTime / lastUpdateTime), source.given and source.family (SubmissionSet author),
+designationType (contentTypeCode / Folder codeList), sourceId, identifier, _id, and PDSm isArchived
+(XDS packages are never archived: true matches nothing).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from fhir.resources.R4B.list import List
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
+
+from carnet.fhir import datatypes as fdt
+from carnet.fhir import listresource as flist
+from carnet.fhir.iti67 import patient_ids, xds_tokens
+from carnet.fhir.outcome import FHIRError
+from carnet.fhir.search import Params, date_value, instant_condition, split_or, token
+from carnet.registry.schema import AssociationRow, FolderRow, RegistryObjectRow, SubmissionSetRow
+from carnet.registry.storedquery.queries import Hit, author_names_match, child_tokens_match, tokens_match
+from carnet.xds import ebrim
+from carnet.xds import vocabulary as v
+from carnet.xds.errors import ErrorCode
+from carnet.xds.model import Folder, SubmissionSet
+
+SS = SubmissionSetRow
+FOL = FolderRow
+STATUS = {"current": [v.APPROVED], "retired": [v.DEPRECATED]}
+SEARCH_PARAMS = [
+    "code",
+    "patient",
+    "patient.identifier",
+    "status",
+    "date",
+    "source.given",
+    "source.family",
+    "designationType",
+    "sourceId",
+    "identifier",
+    "_id",
+    "isArchived",
+]
+
+
+@dataclass
+class Match:
+    hit: Hit
+    registered: datetime
+    sort_key: str
+
+
+def _kinds(params: Params) -> set[str]:
+    kinds: set[str] | None = None
+    for value in params.values("code"):
+        wanted = set()
+        for alt in split_or(value):
+            t = token(alt)
+            if t.system not in (None, flist.LIST_TYPES) or t.code not in (flist.SUBMISSION_SET, flist.FOLDER):
+                raise FHIRError.of(
+                    400, "invalid", f"code '{alt}' is neither submissionset nor folder ({flist.LIST_TYPES})"
+                )
+            wanted.add(t.code)
+        kinds = wanted if kinds is None else kinds & wanted
+    return {flist.SUBMISSION_SET, flist.FOLDER} if kinds is None else kinds
+
+
+def _common(params: Params, table: Any, date_col: Any, kind: str) -> list[ColumnElement[bool]]:
+    where: list[ColumnElement[bool]] = []
+    for value in params.values("status"):
+        where.append(
+            table.status.in_([s for alt in split_or(value) for s in STATUS.get(token(alt).code or "", [])])
+        )
+    for value in params.values("isArchived"):
+        if {token(a).code for a in split_or(value)} == {"true"}:
+            where.append(table.entry_uuid.is_(None))
+    for value in params.values("date"):
+        where.append(
+            or_(*[instant_condition(date_col, date_value("date", a), True) for a in split_or(value)])
+        )
+    if params.values("_id"):
+        ids = [fdt.entry_uuid_of(i) for value in params.values("_id") for i in split_or(value)]
+        where.append(table.entry_uuid.in_([i for i in ids if i]))
+    for value in params.values("identifier"):
+        ors: list[ColumnElement[bool]] = []
+        for alt in split_or(value):
+            t = token(alt)
+            if not t.code:
+                continue
+            if t.code.startswith("urn:uuid:"):
+                ors.append(table.entry_uuid == t.code.lower())
+            try:
+                ors.append(table.unique_id == fdt.unique_id_of(t.system or None, t.code))
+            except ValueError:
+                ors.append(table.unique_id == t.code)
+        where.append(or_(*ors) if ors else table.entry_uuid.is_(None))
+    return where
+
+
+def find(session: Session, params: Params, max_results: int) -> list[Match]:
+    kinds = _kinds(params)
+    pids = patient_ids(session, params)
+    if pids is None and not (params.values("_id") or params.values("identifier")):
+        raise FHIRError.of(
+            400,
+            "required",
+            "Find Document Lists needs patient or patient.identifier (or _id / identifier)",
+            str(ErrorCode.STORED_QUERY_MISSING_PARAM),
+        )
+    if pids == []:
+        return []
+    out: list[Match] = []
+    if flist.SUBMISSION_SET in kinds:
+        where = _common(params, SS, SS.submission_time, flist.SUBMISSION_SET)
+        if pids is not None:
+            where.insert(0, SS.patient_id.in_(pids))
+        for group in xds_tokens(params.values("designationType")):
+            where.append(tokens_match(SS.content_type_code, SS.content_type_scheme, group))
+        for value in params.values("sourceId"):
+            ids = []
+            for alt in split_or(value):
+                t = token(alt)
+                try:
+                    ids.append(fdt.unique_id_of(t.system or None, t.code))
+                except ValueError:
+                    ids.append(t.code or "")
+            where.append(SS.source_id.in_(ids))
+        family = [f for value in params.values("source.family") for f in split_or(value)]
+        given = [g for value in params.values("source.given") for g in split_or(value)]
+        if family or given:
+            where.append(author_names_match(session, SS.entry_uuid, family, given))
+        rows = session.execute(
+            select(SS.entry_uuid, SS.fragment, SS.status, SS.patient_id, SS.created_at, SS.submission_time)
+            .where(*where)
+            .limit(max_results + 1)
+        ).all()
+        out += [Match(Hit(r[0], "SubmissionSet", r[1], r[3], r[2]), r[4], r[5] or "") for r in rows]
+    folder_only_params = (
+        params.values("sourceId") or params.values("source.family") or params.values("source.given")
+    )
+    if flist.FOLDER in kinds and not folder_only_params:
+        where = _common(params, FOL, FOL.last_update_time, flist.FOLDER)
+        if pids is not None:
+            where.insert(0, FOL.patient_id.in_(pids))
+        for group in xds_tokens(params.values("designationType")):
+            where.append(child_tokens_match("folder", FOL.entry_uuid, group))
+        rows = session.execute(
+            select(
+                FOL.entry_uuid, FOL.fragment, FOL.status, FOL.patient_id, FOL.created_at, FOL.last_update_time
+            )
+            .where(*where)
+            .limit(max_results + 1)
+        ).all()
+        out += [Match(Hit(r[0], "Folder", r[1], r[3], r[2]), r[4], r[5] or "") for r in rows]
+    if len(out) > max_results:
+        raise FHIRError.of(
+            400,
+            "too-costly",
+            f"the search matches more than {max_results} Lists; narrow it",
+            str(ErrorCode.TOO_MANY_RESULTS),
+        )
+    out.sort(key=lambda m: (m.sort_key, m.hit.id), reverse=True)
+    return out
+
+
+def members(session: Session, package_ids: list[str]) -> dict[str, list[str]]:
+    """The relative references of each package's members (DocumentReferences and Folder Lists)."""
+    if not package_ids:
+        return {}
+    rows = session.execute(
+        select(AssociationRow.source, AssociationRow.target, RegistryObjectRow.kind)
+        .join(RegistryObjectRow, RegistryObjectRow.id == AssociationRow.target)
+        .where(
+            AssociationRow.source.in_(package_ids),
+            AssociationRow.association_type == v.HAS_MEMBER,
+            AssociationRow.status == v.APPROVED,
+            RegistryObjectRow.kind.in_(["DocumentEntry", "Folder"]),
+        )
+        .order_by(AssociationRow.created_at, AssociationRow.entry_uuid)
+    ).all()
+    out: dict[str, list[str]] = {}
+    for source, target, kind in rows:
+        rtype = "DocumentReference" if kind == "DocumentEntry" else "List"
+        out.setdefault(source, []).append(f"{rtype}/{fdt.resource_id(target)}")
+    return out
+
+
+def to_fhir(session: Session, matches: list[Match]) -> list[List]:
+    refs = members(session, [m.hit.id for m in matches])
+    out = []
+    for m in matches:
+        obj = ebrim.from_fragment(m.hit.fragment)
+        if isinstance(obj, SubmissionSet):
+            out.append(flist.submission_set_to_fhir(obj, refs.get(obj.entry_uuid, []), m.registered))
+        elif isinstance(obj, Folder):
+            out.append(flist.folder_to_fhir(obj, refs.get(obj.entry_uuid, []), m.registered))
+    return out
+
+
+def by_id(session: Session, entry_uuid: str) -> Match | None:
+    for table, kind, key in (
+        (SS, "SubmissionSet", SS.submission_time),
+        (FOL, "Folder", FOL.last_update_time),
+    ):
+        row = session.execute(
+            select(
+                table.entry_uuid, table.fragment, table.status, table.patient_id, table.created_at, key
+            ).where(and_(table.entry_uuid == entry_uuid))
+        ).first()
+        if row is not None:
+            return Match(Hit(row[0], kind, row[1], row[3], row[2]), row[4], row[5] or "")
+    return None
+
+
+def folder_with_members(session: Session, entry_uuid: str) -> tuple[Folder, set[str]] | None:
+    """An existing Folder and its member DocumentEntries (for an ITI-65 Folder update)."""
+    fragment = session.scalar(select(FOL.fragment).where(FOL.entry_uuid == entry_uuid))
+    if fragment is None:
+        return None
+    folder = ebrim.from_fragment(fragment)
+    assert isinstance(folder, Folder)
+    targets = session.scalars(
+        select(AssociationRow.target).where(
+            AssociationRow.source == entry_uuid,
+            AssociationRow.association_type == v.HAS_MEMBER,
+            AssociationRow.status == v.APPROVED,
+        )
+    )
+    return folder, set(targets)
