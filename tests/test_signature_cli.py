@@ -116,6 +116,23 @@ def test_usage_errors(files: dict[str, Path], pki: PKI, capsys: pytest.CaptureFi
         files["sig"],
     )
     assert code == 2 and "expected UNIQUE_ID=FILE" in err
+    ec_cert, ec_key = pki.files(pki.doctor_ec, "cli-ec")
+    code, _, err = run(
+        capsys,
+        "sign",
+        "--cert",
+        ec_cert,
+        "--key",
+        ec_key,
+        "--document",
+        f"1.2.3.1={files['a']}",
+        "--submission-set",
+        "1.2.3.99",
+        "--legacy",
+        "-o",
+        files["sig"],
+    )
+    assert code == 2 and "no ecdsa signature method uses digest" in err
 
 
 def test_seal_a_request_file_then_submit_it_under_require(

@@ -114,7 +114,7 @@ def uuid_to_oid(urn: str) -> str:
     return f"2.25.{uuid.UUID(urn[len('urn:uuid:') :]).int}"
 
 
-def unique_id_identifier(unique_id: str, use: str = "usual") -> Identifier:
+def unique_id_identifier(unique_id: str, use: str | None = "usual") -> Identifier:
     root, sep, ext = unique_id.partition("^")
     if sep:
         return Identifier(use=use, system=f"urn:oid:{root}", value=ext)

@@ -74,7 +74,9 @@ def _identifiers(entry_uuid: str, unique_id: str) -> list[Identifier]:
 def submission_set_to_fhir(ss: SubmissionSet, members: list[str], registered: datetime) -> List:
     """``members``: relative references (``DocumentReference/<id>``, ``List/<id>``) of the SS's members."""
     contained: list[Resource] = []
-    extensions = [Extension(url=EXT_SOURCE_ID, valueIdentifier=fdt.unique_id_identifier(ss.source_id))]
+    extensions = [
+        Extension(url=EXT_SOURCE_ID, valueIdentifier=fdt.unique_id_identifier(ss.source_id, use=None))
+    ]
     if ss.content_type_code is not None:
         extensions.append(
             Extension(url=EXT_DESIGNATION, valueCodeableConcept=fdt.concept(ss.content_type_code))

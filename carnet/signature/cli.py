@@ -37,6 +37,7 @@ from carnet.signature.seal import seal_submission
 from carnet.signature.submission import verify_submission
 from carnet.signature.trust import TrustStore, TrustStoreError, describe
 from carnet.signature.verify import Content, SignatureError, verify
+from carnet.signature.xmldsig import XMLDSigError
 from carnet.xds import ebrim
 from carnet.xds import vocabulary as v
 from carnet.xds.errors import ErrorCollector, XDSError
@@ -155,7 +156,7 @@ def cmd_sign(args: argparse.Namespace) -> int:
                 output = sign_detached(documents, signer)
             note = f"signed {len(documents)} document(s)"
         Path(args.output).write_bytes(output)
-    except (UsageError, SignerError, ValueError) as exc:
+    except (UsageError, SignerError, XMLDSigError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"{note} as {describe(signer.certificate)} -> {args.output}")
