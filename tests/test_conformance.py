@@ -147,3 +147,18 @@ def test_cli_prints_the_counts_last(live_server: str, mllp: str, tmp_path: Path,
     assert code == 0
     assert lines[-1] == "3 passed, 0 failed"  # 15817/pif, then 11991 submit and eval
     assert (tmp_path / "r" / "junit.xml").is_file() and (tmp_path / "r" / "index.html").is_file()
+
+
+def test_now_falls_after_the_last_exchange_second() -> None:
+    """$now$ never shares a second with the previous request (stored-query To is exclusive)."""
+    import math
+    import time as _time
+
+    from lxml import etree as _etree
+
+    from carnet.conformance import prepare as _prepare
+
+    _prepare.note_exchange()
+    stamped = math.floor(_time.time())
+    now = _prepare.standard_symbols(_etree.fromstring("<v>$now$</v>"))["$now$"]
+    assert now > _time.strftime("%Y%m%d%H%M%S", _time.gmtime(stamped))

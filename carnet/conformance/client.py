@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from lxml import etree
 
+from carnet.conformance.prepare import note_exchange
 from carnet.soap import mtom
 from carnet.xds import vocabulary as v
 from carnet.xml import UnsafeXMLError, parse, qname
@@ -97,6 +98,7 @@ def call(
         exchange.transport_error = f"{url} could not be reached: {exc}"
         return exchange
     _read_response(exchange, raw, resp_type or "")
+    note_exchange()
     return exchange
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import math
 import os
 import time
 import uuid
@@ -79,8 +80,27 @@ def new_unique_id() -> str:
     return f"{UID_ROOT}.{next(_uid_counter)}"
 
 
-def standard_symbols() -> dict[str, str]:
-    """BasicTransaction.addStandardLinkage: $now$ and $lastyear$ as HL7 DTM (Hl7Date)."""
+_last_exchange = 0.0
+
+
+def note_exchange() -> None:
+    """Record that a request was just answered (the target may have stamped times in it)."""
+    global _last_exchange
+    _last_exchange = time.time()
+
+
+def standard_symbols(uses: etree._Element | None = None) -> dict[str, str]:
+    """BasicTransaction.addStandardLinkage: $now$ and $lastyear$ as HL7 DTM (Hl7Date).
+
+    XDS times have one-second precision and stored-query To bounds are exclusive, so a $now$ in the
+    same second as the previous request would exclude what that request stamped (FindFolders
+    lastUpdateTime, NIST 11899). The Java toolkit is slow enough never to meet this; when ``uses``
+    contains $now$, wait until the clock has left the second of the last exchange.
+    """
+    if uses is not None and "$now$" in etree.tostring(uses, encoding="unicode"):
+        wait = math.floor(_last_exchange) + 1 - time.time()
+        if wait > 0:
+            time.sleep(wait)
     now = datetime.now(UTC)
     return {
         "$now$": now.strftime("%Y%m%d%H%M%S"),
@@ -121,7 +141,7 @@ def prepare(
 
     # 3. Linkage: substring replacement in every attribute and text, after the patient id (NIST
     # order), so a $patientid$ inside a forced ExternalIdentifier is already gone.
-    substitute(request, {**standard_symbols(), **symbols})
+    substitute(request, {**standard_symbols(request), **symbols})
 
     # 4. TestMgmt.assignUniqueIds, skipping the NoAssignUids id.
     if assign_uids:

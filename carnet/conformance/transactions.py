@@ -289,7 +289,7 @@ class StepRunner:
         self.symbols.update(use_ids)
         apply_symbols(root, use_ids)
         if ins.kind not in SUBMISSIONS or not ins.parse_metadata:
-            apply_symbols(root, standard_symbols())
+            apply_symbols(root, standard_symbols(root))
             return root
         patient = None if ins.no_patient_id else self.default_patient()
         # Some repository plans hold a whole ProvideAndRegisterDocumentSetRequest: its
