@@ -721,3 +721,61 @@ def test_iti57_making_visible_to_legal_representatives_cannot_be_undone(env, aut
     assert status == "Failure" and errors[0][0] == "LocalPolicyRestrictionError"
     assert "cannot be hidden from them again" in errors[0][1]
     assert [s for _, s in versions(env.ctx.engine, first)] == [v.DEPRECATED, v.DEPRECATED, v.APPROVED]
+
+
+def test_fhir_patch_applies_the_same_visibility_rules(env, authority) -> None:  # type: ignore[no-untyped-def]
+    """PDSm PATCH of securityLabel is an ITI-57 change: the DMP rules are the SOAP ones."""
+    import json
+    import uuid
+
+    from carnet.fhir.datatypes import resource_id
+    from tests.builders import Doc
+    from tests.fhir_helpers import TRE_A07
+    from tests.test_lifecycle import REPO, submit
+
+    env.dmp.create(OPERATOR, PID, "patient@example.org")
+    env.dmp.authorize(OPERATOR, PID, "professional", DOC)
+    env.dmp.set_medecin_traitant(OPERATOR, PID, DOC)
+    hidden = Doc(
+        f"urn:uuid:{uuid.uuid4()}",
+        b"cr",
+        hash="a" * 40,
+        size=2,
+        repository_unique_id=REPO,
+        dmp_confidentiality=(INVISIBLE_REPRESENTANTS_LEGAUX,),
+    )
+    first, _ = submit(env.admin, PID, hidden)
+    headers = {"Authorization": f"Bearer {bearer(authority, claims(DOC, patient=PID))}"}
+
+    def patch(rid: str, ops: list[dict[str, object]]):  # type: ignore[no-untyped-def]
+        return env.client.patch(
+            f"/fhir/DocumentReference/{rid}",
+            data=json.dumps(ops),
+            headers=headers,
+            content_type="application/json-patch+json",
+        )
+
+    current = json.loads(
+        env.client.get(f"/fhir/DocumentReference/{resource_id(first)}", headers=headers).data
+    )
+    labels = current["securityLabel"]
+    kept = [
+        i for i, label in enumerate(labels) if label["coding"][0]["code"] != INVISIBLE_REPRESENTANTS_LEGAUX
+    ]
+    visible = patch(
+        resource_id(first), [{"op": "replace", "path": "/securityLabel", "value": [labels[i] for i in kept]}]
+    )
+    assert visible.status_code == 200, visible.data
+    new_id = json.loads(visible.data)["id"]
+    again = patch(
+        new_id,
+        [
+            {
+                "op": "add",
+                "path": "/securityLabel/-",
+                "value": {"coding": [{"system": TRE_A07, "code": INVISIBLE_REPRESENTANTS_LEGAUX}]},
+            }
+        ],
+    )
+    assert again.status_code == 403, again.data
+    assert b"LocalPolicyRestrictionError" in again.data or b"forbidden" in again.data

@@ -12,6 +12,7 @@ included. Errors are OperationOutcomes carrying the XDS error code where one app
 from __future__ import annotations
 
 import base64
+import copy
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ from carnet.registry.schema import DocumentEntryRow
 from carnet.registry.storedquery.queries import Hit
 from carnet.repository import iti41
 from carnet.security import audit, identity
+from carnet.security.dmp_policy import check_metadata_update
 from carnet.security.policy import AccessDenied, enforce
 from carnet.security.principal import Principal
 from carnet.xds.errors import ErrorCode, XDSError
@@ -338,6 +340,12 @@ def _patch(c: FhirCall, rid: str | None) -> Response:
             stored = iti67.stored(session, [match])[0]
             current = fdr.to_fhir(stored, c.base)
             change = metadataupdate.requested_change(current, stored.entry, body, request.content_type or "")
+            if change.confidentiality is not None:
+                # The DMP rules of an ITI-57 over SOAP apply to the same change made by PATCH:
+                # masking, and visibility to legal representatives that cannot be taken back.
+                candidate = copy.deepcopy(stored.entry)
+                candidate.confidentiality_codes = change.confidentiality
+                check_metadata_update(c.ctx.pdp, c.principal, [candidate])
             new_id = metadataupdate.apply(session, row, change, options, source_id)
             audit.record_in(session, c.event)
     except (IntegrityError, OperationalError) as exc:
