@@ -8,18 +8,21 @@ from __future__ import annotations
 
 import base64
 import logging
+from collections.abc import Callable
+from typing import Literal
 
 from flask import Blueprint
 from lxml import etree
 from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session
 
 from carnet.db import read_session, write_transaction
 from carnet.profiles.validation import profile_for
 from carnet.registry import iti18, iti57, iti62
-from carnet.registry.iti42 import RegisterOptions, register
+from carnet.registry.iti42 import RegisterOptions, RegisterResult, register
 from carnet.security import audit
 from carnet.security.dmp_policy import check_metadata_update
-from carnet.security.policy import AccessDenied, enforce, errors_of
+from carnet.security.policy import AccessDenied, Action, enforce, errors_of
 from carnet.soap import wsdl
 from carnet.soap.service import Call, Operation, Reply, soap_endpoint
 from carnet.xds import ebrim, response
@@ -65,22 +68,31 @@ def db_errors(exc: Exception, code: ErrorCode) -> XDSError:
     return XDSError.of(code, f"internal error: {type(exc).__name__}")
 
 
-def handle_iti42(call: Call) -> Reply:
+def _submission(
+    call: Call,
+    transaction: str,
+    event_id: str,
+    action: Literal["C", "U"],
+    policy_action: Action,
+    apply: Callable[[Session, Submission, RegisterOptions], RegisterResult | iti57.UpdateResult],
+    check: Callable[[Submission], None] | None = None,
+) -> Reply:
+    """ITI-42 and ITI-57: parse, decide, apply in one transaction with its audit record, answer."""
     ctx = call.carnet
-    event = audit.AuditEvent(
-        "ITI-42", audit.EVENT_IMPORT, "C", call.principal, source_address=call.remote_addr
-    )
+    event = audit.AuditEvent(transaction, event_id, action, call.principal, source_address=call.remote_addr)
     try:
         sub = parse_submit_objects_request(call.soap.body)
         event.patient_id = sub.submission_set.patient_id if sub.submission_set else None
         event.objects = submission_audit_objects(sub)
-        enforce(ctx.pdp, call.principal, "submit", event.patient_id)
+        enforce(ctx.pdp, call.principal, policy_action, event.patient_id)
+        if check is not None:
+            check(sub)
         options = RegisterOptions(
             accept_any_patient=ctx.settings.accept_any_patient, profile=profile_for(ctx.settings)
         )
         try:
             with write_transaction(ctx.engine) as session:
-                result = register(session, sub, options)
+                result = apply(session, sub, options)
                 audit.record_in(session, event)
         except (IntegrityError, OperationalError) as exc:
             raise db_errors(exc, ErrorCode.REGISTRY_ERROR) from exc
@@ -89,34 +101,24 @@ def handle_iti42(call: Call) -> Reply:
         errors = errors_of(exc)
         audit.record_failure(ctx.engine, event, errors)
         return Reply(response.registry_response(errors))
+
+
+def handle_iti42(call: Call) -> Reply:
+    return _submission(call, "ITI-42", audit.EVENT_IMPORT, "C", "submit", register)
 
 
 def handle_iti57(call: Call) -> Reply:
-    """ITI-57 Update Document Set: the same seams as ITI-42, with the policy action "update"."""
-    ctx = call.carnet
-    event = audit.AuditEvent(
-        "ITI-57", audit.EVENT_PATIENT_RECORD, "U", call.principal, source_address=call.remote_addr
+    """ITI-57 Update Document Set: the same seams as ITI-42, with the policy action "update" and
+    the DMP's rules on each new version."""
+    return _submission(
+        call,
+        "ITI-57",
+        audit.EVENT_PATIENT_RECORD,
+        "U",
+        "update",
+        iti57.update,
+        lambda sub: check_metadata_update(call.carnet.pdp, call.principal, sub.documents),
     )
-    try:
-        sub = parse_submit_objects_request(call.soap.body)
-        event.patient_id = sub.submission_set.patient_id if sub.submission_set else None
-        event.objects = submission_audit_objects(sub)
-        enforce(ctx.pdp, call.principal, "update", event.patient_id)
-        check_metadata_update(ctx.pdp, call.principal, sub.documents)
-        options = RegisterOptions(
-            accept_any_patient=ctx.settings.accept_any_patient, profile=profile_for(ctx.settings)
-        )
-        try:
-            with write_transaction(ctx.engine) as session:
-                result = iti57.update(session, sub, options)
-                audit.record_in(session, event)
-        except (IntegrityError, OperationalError) as exc:
-            raise db_errors(exc, ErrorCode.REGISTRY_ERROR) from exc
-        return Reply(response.registry_response(result.warnings))
-    except (XDSError, AccessDenied) as exc:
-        errors = errors_of(exc)
-        audit.record_failure(ctx.engine, event, errors)
-        return Reply(response.registry_response(errors))
 
 
 def handle_iti62(call: Call) -> Reply:
