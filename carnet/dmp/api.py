@@ -135,24 +135,7 @@ class DMP:
         grantee_id: str,
         source_address: str | None = None,
     ) -> Authorization:
-        pid = patient_key(patient)
-
-        def op(session: Session) -> Authorization:
-            require(dmp_policy.may_record_authorisation(principal, grantee_kind, grantee_id))
-            return consent.grant(session, pid, grantee_kind, grantee_id, principal)
-
-        return perform(
-            self.engine,
-            self.pdp,
-            principal,
-            "authorize",
-            pid,
-            "DMP-TD0.3",
-            op,
-            "C",
-            source_address,
-            [{"type": "Authorization", "id": f"{grantee_kind}:{grantee_id}", "action": "AJOUT"}],
-        )
+        return self._authorisation(principal, patient, grantee_kind, grantee_id, source_address, grant=True)
 
     def revoke(
         self,
@@ -162,11 +145,25 @@ class DMP:
         grantee_id: str,
         source_address: str | None = None,
     ) -> Authorization:
+        return self._authorisation(principal, patient, grantee_kind, grantee_id, source_address, grant=False)
+
+    def _authorisation(
+        self,
+        principal: Principal,
+        patient: str,
+        grantee_kind: str,
+        grantee_id: str,
+        source_address: str | None,
+        *,
+        grant: bool,
+    ) -> Authorization:
+        """TD0.3: grant or revoke, traced as AJOUT or SUPPRESSION."""
         pid = patient_key(patient)
+        change = consent.grant if grant else consent.revoke
 
         def op(session: Session) -> Authorization:
             require(dmp_policy.may_record_authorisation(principal, grantee_kind, grantee_id))
-            return consent.revoke(session, pid, grantee_kind, grantee_id, principal)
+            return change(session, pid, grantee_kind, grantee_id, principal)
 
         return perform(
             self.engine,
@@ -176,9 +173,15 @@ class DMP:
             pid,
             "DMP-TD0.3",
             op,
-            "D",
+            "C" if grant else "D",
             source_address,
-            [{"type": "Authorization", "id": f"{grantee_kind}:{grantee_id}", "action": "SUPPRESSION"}],
+            [
+                {
+                    "type": "Authorization",
+                    "id": f"{grantee_kind}:{grantee_id}",
+                    "action": "AJOUT" if grant else "SUPPRESSION",
+                }
+            ],
         )
 
     def set_medecin_traitant(
