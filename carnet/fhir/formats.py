@@ -133,4 +133,5 @@ def render(resource: Resource, fmt: Format) -> bytes:
     if fmt == "xml":
         out = resource.model_dump_xml()
         return out if isinstance(out, bytes) else str(out).encode()
-    return resource.model_dump_json(exclude_none=True).encode()
+    # fhir.resources leaves empty elements out by itself; exclude_none would only add a second pass.
+    return resource.model_dump_json().encode()
