@@ -14,10 +14,10 @@ from __future__ import annotations
 import base64
 import copy
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Literal, TypeVar
+from typing import TYPE_CHECKING, Literal, Protocol, TypeVar
 from urllib.parse import urlencode
 
 from fhir.resources.R4B.binary import Binary
@@ -56,7 +56,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 blueprint = Blueprint("fhir", __name__, url_prefix="/fhir")
 STARTED = datetime.now(UTC).replace(microsecond=0)
-M = TypeVar("M")
+
+
+class _HasHit(Protocol):
+    hit: Hit
+
+
+# iti66.Match or iti67.Match: a search result with its policy facts.
+Matched = TypeVar("Matched", bound=_HasHit)
 
 
 @dataclass
@@ -239,32 +246,66 @@ def search_document_references() -> Response:
 
 
 def _iti67(c: FhirCall) -> Response:
+    return _search(c, "ITI-67", "DocumentReference", iti67.find, _document_references(c))
+
+
+def _document_references(c: FhirCall) -> Callable[[Session, list[iti67.Match]], list[Resource]]:
+    return lambda session, matches: [fdr.to_fhir(s, c.base) for s in iti67.stored(session, matches)]
+
+
+def _search(
+    c: FhirCall,
+    transaction: str,
+    resource_type: str,
+    find: Callable[[Session, Params, int], list[Matched]],
+    resources_of: Callable[[Session, list[Matched]], Sequence[Resource]],
+) -> Response:
+    """ITI-66 and ITI-67: find, decide by policy on what was found, render one page, audit."""
     params = _params()
-    c.event.objects = _query_objects("ITI-67", params)
+    c.event.objects = _query_objects(transaction, params)
     c.event.patient_id = _named_patient(params)
     enforce(c.ctx.pdp, c.principal, "query", c.event.patient_id)
     page = page_of(params)
-    summary_count = params.one("_summary") == "count"
     with read_session(c.ctx.engine) as session:
-        matches = iti67.find(session, params, c.ctx.settings.max_query_results)
-        matches = _decide_on_results(c, matches, lambda m: m.hit)
-        shown = [] if summary_count else matches[page.offset : page.offset + page.count]
-        resources: list[Resource] = [fdr.to_fhir(s, c.base) for s in iti67.stored(session, shown)]
+        matches = _decide_on_results(c, find(session, params, c.ctx.settings.max_query_results))
+        shown = [] if params.one("_summary") == "count" else matches[page.offset : page.offset + page.count]
+        resources = list(resources_of(session, shown))
     audit.record(c.ctx.engine, c.event)
-    return respond(
-        searchset(resources, len(matches), page, params, f"{c.base}/DocumentReference", c.base), c.fmt
-    )
+    url = f"{c.base}/{resource_type}"
+    return respond(searchset(resources, len(matches), page, params, url, c.base), c.fmt)
 
 
-def _decide_on_results(c: FhirCall, matches: list[M], hit_of: Callable[[M], Hit]) -> list[M]:
+def _decide_on_results(c: FhirCall, matches: list[Matched]) -> list[Matched]:
     """Decide again on the patient(s) found (a search by _id names none), then filter by policy."""
-    for pid in sorted({p for m in matches if (p := hit_of(m).patient_id)}):
+    for pid in sorted({p for m in matches if (p := m.hit.patient_id)}):
         if pid != c.event.patient_id:
             enforce(c.ctx.pdp, c.principal, "query", pid)
     if c.event.patient_id is None and matches:
-        c.event.patient_id = hit_of(matches[0]).patient_id
-    allowed = {h.id for h in c.ctx.pdp.visible(c.principal, "query", [hit_of(m) for m in matches])}
-    return [m for m in matches if hit_of(m).id in allowed]
+        c.event.patient_id = matches[0].hit.patient_id
+    allowed = {h.id for h in c.ctx.pdp.visible(c.principal, "query", [m.hit for m in matches])}
+    return [m for m in matches if m.hit.id in allowed]
+
+
+def _read(
+    c: FhirCall,
+    resource_type: str,
+    rid: str,
+    by_id: Callable[[Session, str], Matched | None],
+    resources_of: Callable[[Session, list[Matched]], Sequence[Resource]],
+) -> Response:
+    """DocumentReference and List reads: the search's policy decision, for one resource."""
+    c.event.objects = [{"type": resource_type, "id": rid}]
+    enforce(c.ctx.pdp, c.principal, "query", None)
+    entry_uuid = fdt.entry_uuid_of(rid)
+    with read_session(c.ctx.engine) as session:
+        match = by_id(session, entry_uuid) if entry_uuid else None
+        found = _decide_on_results(c, [match]) if match else []
+        if not found:
+            # Not found and not visible answer alike (ITI TF-2 Appendix Z.7): nothing leaks.
+            raise _not_found(resource_type, rid)
+        resource = resources_of(session, found)[0]
+    audit.record(c.ctx.engine, c.event)
+    return respond(resource, c.fmt, headers=_version_headers(resource))
 
 
 @blueprint.get("/DocumentReference/<rid>")
@@ -273,18 +314,7 @@ def read_document_reference(rid: str) -> Response:
 
 
 def _read_document_reference(c: FhirCall, rid: str) -> Response:
-    c.event.objects = [{"type": "DocumentReference", "id": rid}]
-    enforce(c.ctx.pdp, c.principal, "query", None)
-    entry_uuid = fdt.entry_uuid_of(rid)
-    with read_session(c.ctx.engine) as session:
-        match = iti67.by_id(session, entry_uuid) if entry_uuid else None
-        found = _decide_on_results(c, [match], lambda m: m.hit) if match else []
-        if not found:
-            # Not found and not visible answer alike (ITI TF-2 Appendix Z.7): nothing leaks.
-            raise _not_found("DocumentReference", rid)
-        resource = fdr.to_fhir(iti67.stored(session, found)[0], c.base)
-    audit.record(c.ctx.engine, c.event)
-    return respond(resource, c.fmt, headers=_version_headers(resource))
+    return _read(c, "DocumentReference", rid, iti67.by_id, _document_references(c))
 
 
 def _version_headers(resource: Resource) -> dict[str, str]:
@@ -401,18 +431,7 @@ def search_lists() -> Response:
 
 
 def _iti66(c: FhirCall) -> Response:
-    params = _params()
-    c.event.objects = _query_objects("ITI-66", params)
-    c.event.patient_id = _named_patient(params)
-    enforce(c.ctx.pdp, c.principal, "query", c.event.patient_id)
-    page = page_of(params)
-    with read_session(c.ctx.engine) as session:
-        matches = iti66.find(session, params, c.ctx.settings.max_query_results)
-        matches = _decide_on_results(c, matches, lambda m: m.hit)
-        shown = [] if params.one("_summary") == "count" else matches[page.offset : page.offset + page.count]
-        resources: list[Resource] = list(iti66.to_fhir(session, shown))
-    audit.record(c.ctx.engine, c.event)
-    return respond(searchset(resources, len(matches), page, params, f"{c.base}/List", c.base), c.fmt)
+    return _search(c, "ITI-66", "List", iti66.find, iti66.to_fhir)
 
 
 @blueprint.get("/List/<rid>")
@@ -421,17 +440,7 @@ def read_list(rid: str) -> Response:
 
 
 def _read_list(c: FhirCall, rid: str) -> Response:
-    c.event.objects = [{"type": "List", "id": rid}]
-    enforce(c.ctx.pdp, c.principal, "query", None)
-    entry_uuid = fdt.entry_uuid_of(rid)
-    with read_session(c.ctx.engine) as session:
-        match = iti66.by_id(session, entry_uuid) if entry_uuid else None
-        found = _decide_on_results(c, [match], lambda m: m.hit) if match else []
-        if not found:
-            raise _not_found("List", rid)
-        resource = iti66.to_fhir(session, found)[0]
-    audit.record(c.ctx.engine, c.event)
-    return respond(resource, c.fmt)
+    return _read(c, "List", rid, iti66.by_id, iti66.to_fhir)
 
 
 # ---------------------------------------------------------------------------------------------
