@@ -268,6 +268,23 @@ def test_bad_searches(client: Any, loaded: dict[str, str], query: str, code: str
     assert json.loads(resp.data)["issue"][0]["code"] == code
 
 
+@pytest.mark.parametrize(
+    "query",
+    [
+        "DocumentReference?{P}&category:not=10",
+        "DocumentReference?{P}&status:missing=true",
+        "List?{P}&code:not=folder",
+    ],
+)
+def test_unsupported_modifiers_are_refused(client: Any, loaded: dict[str, str], query: str) -> None:
+    """Dropping a ':not' would answer with the very documents the client excluded."""
+    resp = client.get("/fhir/" + query.format(P=P1))
+    assert resp.status_code == 400
+    assert json.loads(resp.data)["issue"][0]["code"] == "not-supported"
+    # A modifier of an unknown parameter goes with it: ignored, with the warning.
+    assert client.get(f"/fhir/DocumentReference?{P1}&frobnicate:not=1").status_code == 200
+
+
 def test_missing_patient_names_the_xds_code(client: Any, loaded: dict[str, str]) -> None:
     resp = client.get("/fhir/DocumentReference?status=current")
     assert issues(resp) == [("XDSStoredQueryMissingParam", "")]

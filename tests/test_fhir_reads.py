@@ -130,6 +130,28 @@ def test_retrieve_document(client: Any, engine: Any, submitted: dict[str, str]) 
     assert row.action == "R" and row.patient_id == patient_cx(1)
 
 
+def test_retrieve_serves_the_document_when_its_own_type_is_asked_for(client: Any, engine: Any) -> None:
+    """A CDA is text/xml: asking for text/xml gets the CDA, not a FHIR Binary in XML."""
+    known_patients(engine, 1)
+    cda = b'<?xml version="1.0"?><ClinicalDocument xmlns="urn:hl7-org:v3"/>'
+    ids = submitted_ids(post_bundle(client, provide_bundle(1, [Doc(content=cda, mime="text/xml"), Doc()])))
+    urls = [
+        json.loads(client.get(f"/fhir/DocumentReference/{i}").data)["content"][0]["attachment"]["url"]
+        for i in ids["DocumentReference"]
+    ]
+    cda_url, text_url = (u.replace("http://localhost", "") for u in urls)
+    for accept in ("text/xml", "text/xml, application/fhir+xml;q=0.5", "*/*"):
+        resp = client.get(cda_url, headers={"Accept": accept})
+        assert (resp.status_code, resp.content_type, resp.data) == (200, "text/xml", cda), accept
+    # A generic XML or JSON type that is not the document's own is not a request for FHIR.
+    for accept in ("application/xml", "application/json"):
+        assert client.get(cda_url, headers={"Accept": accept}).status_code == 406
+    assert client.get(text_url, headers={"Accept": "text/xml"}).status_code == 406
+    resp = client.get(cda_url, headers={"Accept": "application/fhir+xml"})
+    assert resp.content_type.startswith("application/fhir+xml")
+    assert Binary.model_validate_xml(resp.data).data == cda
+
+
 def test_retrieve_is_byte_exact(client: Any, engine: Any) -> None:
     known_patients(engine, 1)
     payload = os.urandom(3 * 1024 * 1024 + 7)

@@ -197,6 +197,8 @@ def test_conditional_patch_naming_two_documents(client: Any, doc: dict[str, str]
                 "value": {"url": "http://example.org/x", "valueBoolean": True},
             }
         ],
+        [{"op": "add", "path": "/meta/security", "value": [{"system": CONFIDENTIALITY, "code": "R"}]}],
+        [{"op": "replace", "path": "/meta/versionId", "value": "7"}],
     ],
 )
 def test_other_changes_are_405(client: Any, doc: dict[str, str], ops: Any) -> None:
@@ -241,3 +243,20 @@ def test_unchanged_security_labels_keep_the_version(client: Any, doc: dict[str, 
     ]
     resp = patch(client, f"/fhir/DocumentReference/{doc['id']}", ops)
     assert resp.status_code == 200 and json.loads(resp.data)["meta"]["versionId"] == "1"
+
+
+def test_if_match_names_the_version_patched(client: Any, doc: dict[str, str]) -> None:
+    path = f"/fhir/DocumentReference/{doc['id']}"
+    archive = [{"op": "add", "path": "/extension/0/valueBoolean", "value": True}]
+    # A JSON Patch 'test' of meta.versionId changes nothing: it is the optimistic-lock idiom.
+    guard = [{"op": "test", "path": "/meta/versionId", "value": "1"}]
+    stale = client.patch(
+        path, data=json.dumps(archive), content_type=JSON_PATCH, headers={"If-Match": 'W/"9"'}
+    )
+    assert stale.status_code == 412 and "version 1" in json.loads(stale.data)["issue"][0]["diagnostics"]
+    assert xds_statuses(client, v.APPROVED) == [v.APPROVED]
+    resp = client.patch(
+        path, data=json.dumps(guard + archive), content_type=JSON_PATCH, headers={"If-Match": 'W/"1"'}
+    )
+    assert resp.status_code == 200, resp.data
+    assert xds_statuses(client, v.DMP_ARCHIVED) == [v.DMP_ARCHIVED]

@@ -246,7 +246,7 @@ def search_document_references() -> Response:
 
 
 def _iti67(c: FhirCall) -> Response:
-    return _search(c, "ITI-67", "DocumentReference", iti67.find, _document_references(c))
+    return _search(c, "ITI-67", "DocumentReference", iti67.find, iti67.SEARCH_PARAMS, _document_references(c))
 
 
 def _document_references(c: FhirCall) -> Callable[[Session, list[iti67.Match]], list[Resource]]:
@@ -258,6 +258,7 @@ def _search(
     transaction: str,
     resource_type: str,
     find: Callable[[Session, Params, int], list[Matched]],
+    supported: list[str],
     resources_of: Callable[[Session, list[Matched]], Sequence[Resource]],
 ) -> Response:
     """ITI-66 and ITI-67: find, decide by policy on what was found, render one page, audit."""
@@ -267,7 +268,9 @@ def _search(
     enforce(c.ctx.pdp, c.principal, "query", c.event.patient_id)
     page = page_of(params)
     with read_session(c.ctx.engine) as session:
-        matches = _decide_on_results(c, find(session, params, c.ctx.settings.max_query_results))
+        found = find(session, params, c.ctx.settings.max_query_results)
+        params.refuse_unsupported_modifiers(supported)
+        matches = _decide_on_results(c, found)
         shown = [] if params.one("_summary") == "count" else matches[page.offset : page.offset + page.count]
         resources = list(resources_of(session, shown))
     audit.record(c.ctx.engine, c.event)
@@ -369,6 +372,7 @@ def _patch(c: FhirCall, rid: str | None) -> Response:
                 )
             stored = iti67.stored(session, [match])[0]
             current = fdr.to_fhir(stored, c.base)
+            _check_if_match(request.headers.get("If-Match"), current)
             change = metadataupdate.requested_change(current, stored.entry, body, request.content_type or "")
             if change.confidentiality is not None:
                 # The DMP rules of an ITI-57 over SOAP apply to the same change made by PATCH:
@@ -385,6 +389,18 @@ def _patch(c: FhirCall, rid: str | None) -> Response:
         assert updated is not None
         resource = fdr.to_fhir(iti67.stored(session, [updated])[0], c.base)
     return respond(resource, c.fmt, headers=_version_headers(resource))
+
+
+def _check_if_match(if_match: str | None, current: Resource) -> None:
+    """FHIR version-aware update: ``If-Match: W/"n"`` must name the version being patched."""
+    if not if_match:
+        return
+    wanted = if_match.strip().removeprefix("W/").strip('"')
+    have = _version_headers(current).get("ETag", "").removeprefix("W/").strip('"')
+    if wanted != have:
+        raise FHIRError.of(
+            412, "conflict", f"If-Match {if_match}: the DocumentReference is at version {have or 'unknown'}"
+        )
 
 
 def _patch_target(session: Session, rid: str | None) -> DocumentEntryRow:
@@ -431,7 +447,7 @@ def search_lists() -> Response:
 
 
 def _iti66(c: FhirCall) -> Response:
-    return _search(c, "ITI-66", "List", iti66.find, iti66.to_fhir)
+    return _search(c, "ITI-66", "List", iti66.find, iti66.SEARCH_PARAMS, iti66.to_fhir)
 
 
 @blueprint.get("/List/<rid>")
@@ -477,12 +493,17 @@ def _iti68(c: FhirCall, rid: str) -> Response:
     stored = located.stored
     if stored is None or not c.ctx.blobs.exists(stored.sha256):
         raise FHIRError.of(404, "not-found", "the document is registered but not stored in this repository")
-    if accepts_fhir(request.args.get("_format"), request.headers.get("Accept")):
+    accept, format_param = request.headers.get("Accept"), request.args.get("_format")
+    # The document itself when Accept admits its type (a CDA asked as text/xml is the CDA); the
+    # Binary resource when a FHIR format is asked for; 406 otherwise.
+    if (format_param or not iti68.acceptable(accept, stored.mime_type)) and accepts_fhir(
+        format_param, accept
+    ):
         binary = Binary(contentType=stored.mime_type, data=base64.b64encode(c.ctx.blobs.read(stored.sha256)))
         binary.id = rid
         audit.record(c.ctx.engine, c.event)
         return respond(binary, c.fmt)
-    if not iti68.acceptable(request.headers.get("Accept"), stored.mime_type):
+    if not iti68.acceptable(accept, stored.mime_type):
         raise FHIRError.of(
             406, "not-supported", f"the document is {stored.mime_type}; Carnet does not transform documents"
         )

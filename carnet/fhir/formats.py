@@ -34,6 +34,7 @@ CONTENT_TYPE = {"json": f"{FHIR_JSON}; charset=utf-8", "xml": f"{FHIR_XML}; char
 # What clients in the field send: fhirpy posts application/json, older ones the DSTU2 names.
 _JSON_TYPES = {FHIR_JSON, "application/json", "application/json+fhir", "text/json", "json"}
 _XML_TYPES = {FHIR_XML, "application/xml", "application/xml+fhir", "text/xml", "xml"}
+_FHIR_ONLY_TYPES = {FHIR_JSON, FHIR_XML, "application/json+fhir", "application/xml+fhir"}
 
 
 def _media(value: str) -> str:
@@ -81,10 +82,12 @@ def _accept_items(accept: str) -> list[str]:
 
 
 def accepts_fhir(format_param: str | None, accept: str | None) -> bool:
-    """Does the client ask for a FHIR resource (rather than raw document bytes, for Binary)?"""
+    """Does a Binary read ask for the FHIR resource rather than the document's bytes? Only
+    ``_format`` or a FHIR media type says so: ``application/json`` or ``text/xml`` may well be the
+    document's own type (a CDA is text/xml), which ITI-68 serves as is."""
     if format_param:
         return True
-    return bool(accept) and any(_format_of(m) is not None for m in _accept_items(accept or ""))
+    return bool(accept) and any(_media(m) in _FHIR_ONLY_TYPES for m in _accept_items(accept or ""))
 
 
 def parse_resource(body: bytes, content_type: str | None) -> Resource:

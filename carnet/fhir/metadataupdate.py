@@ -89,7 +89,7 @@ def requested_change(
             )
         patched = _fhirpath_patch(original, params)
     for key in sorted(set(original) | set(patched)):
-        if key in PATCHABLE or key == "meta":
+        if key in PATCHABLE:
             continue
         if original.get(key) != patched.get(key):
             raise _not_allowed(f"the patch changes '{key}'")

@@ -52,6 +52,17 @@ class Params:
     def ignored(self) -> list[str]:
         return sorted(n for n in self.names() if n not in self.used and n not in CONTROL)
 
+    def refuse_unsupported_modifiers(self, supported: list[str]) -> None:
+        """A modifier left unread on a parameter this search supports (``category:not``,
+        ``status:missing``) is a 400: ignoring it would widen the answer past what the client
+        excluded (FHIR R4 search.html#errors). Modifiers of unknown parameters are ignored with them."""
+        for name in self.ignored():
+            base, sep, modifier = name.partition(":")
+            if sep and base in supported:
+                raise FHIRError.of(
+                    400, "not-supported", f"search parameter {base}: modifier ':{modifier}' is not supported"
+                )
+
     def applied(self) -> list[tuple[str, str]]:
         return [(n, v) for n, v in self.items if n in self.used or n in CONTROL - {"_offset"}]
 
