@@ -75,10 +75,13 @@ def create_app(settings: Settings | None = None, carnet: Carnet | None = None) -
 
     from carnet.dmp.endpoint import blueprints as dmp_soap
     from carnet.dmp.fhir import blueprint as dmp_fhir_bp
+    from carnet.dmp.fhir import capabilities as dmp_fhir_capabilities
+    from carnet.fhir.capability import contribute
 
     for bp in dmp_soap:
         app.register_blueprint(bp)
     app.register_blueprint(dmp_fhir_bp)
+    contribute(app, dmp_fhir_capabilities())
 
     @app.get("/health")
     def health() -> Response:

@@ -152,6 +152,20 @@ def test_binary_content_type_must_match(client: Any, patient: int) -> None:
     ]
 
 
+def test_request_url_names_the_resource_type(client: Any, patient: int, engine: Any, settings: Any) -> None:
+    before = counts(engine, settings.blob_dir)
+    bundle = provide_bundle(patient, [Doc()])
+    bundle["entry"][1]["request"]["url"] = "Observation"
+    resp = post_bundle(client, bundle)
+    assert issues(resp) == [(META, "Bundle.entry[1].request.url")]
+    assert "does not name the entry's resource type DocumentReference" in issue_texts(resp)
+    assert counts(engine, settings.blob_dir) == before
+    # Absolute URLs under this server's base name the type as well.
+    bundle = provide_bundle(patient, [Doc()])
+    bundle["entry"][1]["request"]["url"] = "http://localhost/fhir/DocumentReference"
+    assert post_bundle(client, bundle).status_code == 200
+
+
 def test_every_document_reference_is_in_the_submission_set(client: Any, patient: int) -> None:
     bundle = provide_bundle(patient, [Doc(), Doc()])
     del bundle["entry"][0]["resource"]["entry"][1]

@@ -187,6 +187,9 @@ def test_identifier_id_and_dates(client: Any, loaded: dict[str, str]) -> None:
     assert found(client, loaded, f"identifier=urn:oid:{loaded['uid:cr']}") == {"cr"}  # no patient: by id
     assert found(client, loaded, f"{P1}&identifier=urn:uuid:{loaded['img']}") == {"img"}
     assert found(client, loaded, f"_id={loaded['img']},{loaded['synth']}") == {"img", "synth"}
+    # A repetition is an AND: no document is both.
+    assert found(client, loaded, f"_id={loaded['img']}&_id={loaded['synth']}") == set()
+    assert found(client, loaded, f"_id={loaded['img']},{loaded['synth']}&_id={loaded['img']}") == {"img"}
     assert found(client, loaded, f"{P1}&status=current&date=ge2000-01-01") == {"cr", "synth", "img", "new"}
     assert found(client, loaded, f"{P1}&date=lt2000-01-01") == set()
 
@@ -250,6 +253,13 @@ def test_unknown_parameters_are_ignored_with_a_warning(client: Any, loaded: dict
     outcomes = [e for e in bundle["entry"] if e["resource"]["resourceType"] == "OperationOutcome"]
     assert outcomes and "frobnicate" in outcomes[0]["resource"]["issue"][0]["diagnostics"]
     assert "frobnicate" not in bundle["link"][0]["url"]
+    # Only _summary=count is applied; the summary views are not, and the client is told so.
+    bundle = search(client, f"{P1}&status=current&_summary=true")
+    outcomes = [e for e in bundle["entry"] if e["resource"]["resourceType"] == "OperationOutcome"]
+    assert outcomes and "_summary" in outcomes[0]["resource"]["issue"][0]["diagnostics"]
+    assert "_summary" not in bundle["link"][0]["url"]
+    counted = search(client, f"{P1}&status=current&_summary=count")
+    assert "_summary=count" in counted["link"][0]["url"] and counted["total"] == bundle["total"]
 
 
 @pytest.mark.parametrize(

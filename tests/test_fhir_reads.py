@@ -218,7 +218,7 @@ def test_capability_statement_declares_what_is_served(client: Any) -> None:
     assert {p.name for p in by_type["List"].searchParam or []} == set(iti66.SEARCH_PARAMS)
     assert [i.code for i in rest.interaction or []] == ["transaction"]
     # Every declared resource type is served (an unknown type is answered "not served here").
-    for rtype in by_type:
+    for rtype in (t for t, r in by_type.items() if "read" in {i.code for i in r.interaction or []}):
         resp = client.get(f"/fhir/{rtype}/0e8c8f29-b1e6-4fa7-8fcd-b842c0128d42")
         assert "is not served here" not in json.loads(resp.data)["issue"][0]["diagnostics"], rtype
     assert (
@@ -227,29 +227,50 @@ def test_capability_statement_declares_what_is_served(client: Any) -> None:
     assert client.get("/fhir/metadata?_format=xml").content_type.startswith("application/fhir+xml")
 
 
-def test_other_modules_declare_their_resources(carnet: Any) -> None:
-    from fhir.resources.R4B.capabilitystatement import CapabilityStatementRestResource
-
-    from carnet.app import create_app
-    from carnet.fhir.capability import contribute
-
-    app = create_app(carnet.settings, carnet)
-    contribute(app, lambda: [CapabilityStatementRestResource(type="Consent", interaction=[{"code": "read"}])])
-    cs = CapabilityStatement.model_validate_json(app.test_client().get("/fhir/metadata").data)
-    assert "Consent" in {r.type for r in cs.rest[0].resource or []}  # type: ignore[index]
+def test_the_dmp_resources_and_operations_are_declared(client: Any, engine: Any) -> None:
+    """The DMP's Consent, AuditEvent and dossier operations are served under /fhir: the one
+    CapabilityStatement of the base declares them, and what it declares answers."""
+    rest = CapabilityStatement.model_validate_json(client.get("/fhir/metadata").data).rest[0]  # type: ignore[index]
+    by_type = {r.type: r for r in rest.resource or []}
+    assert {i.code for i in by_type["Consent"].interaction or []} == {"search-type", "create", "delete"}
+    assert {i.code for i in by_type["AuditEvent"].interaction or []} == {"search-type"}
+    assert {p.name for p in by_type["AuditEvent"].searchParam or []} >= {"patient", "date"}
+    assert sorted(o.name for o in rest.operation or []) == ["dmp-close", "dmp-create", "dmp-reactivate"]
+    known_patients(engine, 1)
+    for rtype in ("Consent", "AuditEvent"):
+        resp = client.get(f"/fhir/{rtype}?patient={patient_token(1)}")
+        # No DMP for this patient yet: the search itself answers (404 names the dossier).
+        assert resp.status_code in (200, 404) and b"is not served here" not in resp.data, (rtype, resp.data)
+    for op in rest.operation or []:
+        resp = client.post(f"/fhir/${op.name}", data="{}", content_type="application/fhir+json")
+        assert resp.status_code == 400, (op.name, resp.data)  # served: it reads and refuses the body
 
 
 @pytest.mark.parametrize(
-    ("method", "path", "status"),
+    ("method", "path", "status", "allow"),
     [
-        ("DELETE", "/fhir/DocumentReference/x", 405),
-        ("PUT", "/fhir/DocumentReference/x", 405),
-        ("POST", "/fhir/DocumentReference", 405),
-        ("GET", "/fhir/Observation", 404),
-        ("DELETE", "/fhir/List/x", 405),
+        ("DELETE", "/fhir/DocumentReference/x", 405, "GET, PATCH"),
+        ("PUT", "/fhir/DocumentReference/x", 405, "GET, PATCH"),
+        ("POST", "/fhir/DocumentReference", 405, "GET, PATCH"),
+        ("GET", "/fhir/Observation", 404, None),
+        ("DELETE", "/fhir/List/x", 405, "GET"),
+        ("POST", "/fhir/Binary/x", 405, "GET"),
+        ("GET", "/fhir", 405, "POST"),
+        # Interactions Carnet has not at all: the URL names nothing (no Allow that would contradict).
+        ("GET", "/fhir/Binary", 404, None),
+        ("GET", "/fhir/DocumentReference/x/_history/1", 404, None),
     ],
 )
-def test_other_interactions_are_refused_precisely(client: Any, method: str, path: str, status: int) -> None:
+def test_other_interactions_are_refused_precisely(
+    client: Any, method: str, path: str, status: int, allow: str | None
+) -> None:
     resp = client.open(path, method=method)
     assert resp.status_code == status
+    assert resp.headers.get("Allow") == allow
+    assert method not in (allow or "")
     assert json.loads(resp.data)["resourceType"] == "OperationOutcome"
+
+
+def test_metadata_in_a_format_neither_json_nor_xml_is_406(client: Any) -> None:
+    resp = client.get("/fhir/metadata?_format=text/html")
+    assert resp.status_code == 406 and json.loads(resp.data)["resourceType"] == "OperationOutcome"

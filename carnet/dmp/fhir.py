@@ -22,6 +22,10 @@ from typing import TYPE_CHECKING, Any
 
 from fhir.resources.R4B.auditevent import AuditEvent
 from fhir.resources.R4B.bundle import Bundle
+from fhir.resources.R4B.capabilitystatement import (
+    CapabilityStatementRestResource,
+    CapabilityStatementRestResourceOperation,
+)
 from fhir.resources.R4B.consent import Consent
 from fhir.resources.R4B.parameters import Parameters
 from fhir.resources.R4B.resource import Resource
@@ -32,6 +36,7 @@ from carnet.dmp.api import DMP
 from carnet.dmp.models import Authorization, Dossier
 from carnet.dmp.traces import Trace
 from carnet.dmp.transaction import DossierError
+from carnet.fhir.capability import FHIR_SP, Contribution, interactions, search_params
 from carnet.fhir.formats import CONTENT_TYPE, Format, parse_resource, render, response_format
 from carnet.fhir.outcome import FHIRError, from_denial, operation_outcome, to_errors
 from carnet.security import audit, identity
@@ -620,3 +625,55 @@ def dmp_reactivate() -> Response:
         return _dossier_outcome(dossier, "DMP reactivated")
 
     return _serve(handler)
+
+
+# ---------------------------------------------------------------------------------------------
+# What this blueprint declares in the CapabilityStatement of /fhir
+# ---------------------------------------------------------------------------------------------
+
+_PATIENT = ("token", None, "the patient's INS: urn:oid:<INS OID>|<NIR> (patient.identifier alike)")
+
+
+def capabilities() -> Contribution:
+    operation_doc = {
+        "dmp-create": "Parameters patient (valueIdentifier), email, consentNote, opposeBrisDeGlace, "
+        "opposeCentre15, medecinTraitant: creates the DMP with the patient's consent (TD1.1)",
+        "dmp-close": "Parameters patient, reason: closes the DMP (TD1.2)",
+        "dmp-reactivate": "Parameters patient, consentNote: reopens a closed DMP (TD1.2)",
+    }
+    return Contribution(
+        resources=[
+            CapabilityStatementRestResource(
+                type="Consent",
+                interaction=interactions("search-type", "create", "delete"),
+                documentation="The patient's authorisations, oppositions, médecin traitant and creation "
+                "consent; create grants or opposes, delete revokes (DMP TD0.3)",
+                searchParam=search_params(
+                    {
+                        "patient": _PATIENT,
+                        "patient.identifier": _PATIENT,
+                        "status": ("token", f"{FHIR_SP}/Consent-status", "active | inactive (revoked)"),
+                    }
+                ),
+            ),
+            CapabilityStatementRestResource(
+                type="AuditEvent",
+                interaction=interactions("search-type"),
+                documentation="Who accessed the record, for the patient and the médecin traitant; "
+                "read-only (any write is 405)",
+                searchParam=search_params(
+                    {
+                        "patient": _PATIENT,
+                        "patient.identifier": _PATIENT,
+                        "date": ("date", f"{FHIR_SP}/AuditEvent-date", "geYYYY-MM-DD and/or ltYYYY-MM-DD"),
+                    }
+                ),
+            ),
+        ],
+        operations=[
+            CapabilityStatementRestResourceOperation(
+                name=name, definition=f"urn:carnet:OperationDefinition:{name}", documentation=doc
+            )
+            for name, doc in operation_doc.items()
+        ],
+    )

@@ -8,7 +8,7 @@ requirements; the PDSm Gestionnaire's PATCH is declared on DocumentReference.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from fhir.resources.R4B.capabilitystatement import (
@@ -18,6 +18,7 @@ from fhir.resources.R4B.capabilitystatement import (
     CapabilityStatementRestInteraction,
     CapabilityStatementRestResource,
     CapabilityStatementRestResourceInteraction,
+    CapabilityStatementRestResourceOperation,
     CapabilityStatementRestResourceSearchParam,
     CapabilityStatementRestSecurity,
     CapabilityStatementSoftware,
@@ -61,7 +62,11 @@ _DOCUMENT_REFERENCE_PARAMS: dict[str, tuple[str, str | None, str]] = {
     "event": ("token", f"{FHIR_SP}/DocumentReference-event", "eventCodeList"),
     "security-label": ("token", f"{FHIR_SP}/DocumentReference-security-label", "confidentialityCode"),
     "format": ("token", f"{FHIR_SP}/DocumentReference-format", "formatCode"),
-    "related": ("reference", f"{FHIR_SP}/DocumentReference-related", "referenceIdList (identifier)"),
+    "related": (
+        "reference",
+        f"{FHIR_SP}/DocumentReference-related",
+        "referenceIdList: matched by identifier, related=[system|]value or related.identifier=...",
+    ),
     "isArchived": ("token", f"{PDSM}/SearchParameter/PDSm-isArchived", "DMP Archived status"),
     "period-start": (
         "date",
@@ -76,6 +81,11 @@ _LIST_PARAMS: dict[str, tuple[str, str | None, str]] = {
     "patient.identifier": ("token", None, "XDS patientId"),
     "status": ("token", f"{FHIR_SP}/List-status", "current | retired"),
     "date": ("date", f"{FHIR_SP}/clinical-date", "submissionTime / Folder lastUpdateTime"),
+    "_lastUpdated": (
+        "date",
+        f"{FHIR_SP}/Resource-lastUpdated",
+        "last change: SubmissionSet registration / Folder lastUpdateTime",
+    ),
     "source.given": ("string", None, "SubmissionSet authorPerson given name"),
     "source.family": ("string", None, "SubmissionSet authorPerson family name"),
     "designationType": (
@@ -115,7 +125,7 @@ TRANSACTION_DOC = (
 PATCH_DOC = (
     "PATCH [base]/DocumentReference/[id], or conditionally [base]/DocumentReference?identifier=...: a JSON "
     "Patch or FHIRPath Patch of status, securityLabel and the PDSm isArchived extension only (405 for "
-    "anything else), carried out as ITI-57 Update Document Set."
+    "anything else, meta included; If-Match honoured), carried out as ITI-57 Update Document Set."
 )
 BINARY_DOC = (
     "ITI-68 Retrieve Document at DocumentReference.content.attachment.url: the document's bytes, or the "
@@ -124,7 +134,7 @@ BINARY_DOC = (
 assert set(_LIST_PARAMS) == set(iti66.SEARCH_PARAMS)
 
 
-def _params(
+def search_params(
     table: dict[str, tuple[str, str | None, str]],
 ) -> list[CapabilityStatementRestResourceSearchParam]:
     return [
@@ -135,28 +145,38 @@ def _params(
     ]
 
 
-def _interactions(*codes: str) -> list[CapabilityStatementRestResourceInteraction]:
+def interactions(*codes: str) -> list[CapabilityStatementRestResourceInteraction]:
     return [CapabilityStatementRestResourceInteraction(code=c) for c in codes]
 
 
-# Other modules serving resources under /fhir add theirs here (see ``contribute``).
-Contribution = Callable[[], list[CapabilityStatementRestResource]]
+@dataclass
+class Contribution:
+    """What another blueprint serves under /fhir: resources and system-level operations."""
+
+    resources: list[CapabilityStatementRestResource] = field(default_factory=list)
+    operations: list[CapabilityStatementRestResourceOperation] = field(default_factory=list)
+
+
 _KEY = "carnet.fhir.capabilities"
 
 
-def contribute(app: Flask, resources: Contribution) -> None:
-    """Declare resources another blueprint serves under /fhir (e.g. the DMP's Consent), so the one
+def contribute(app: Flask, contribution: Contribution) -> None:
+    """Declare what another blueprint serves under /fhir (e.g. the DMP's Consent), so the one
     CapabilityStatement of the base stays complete."""
-    app.extensions.setdefault(_KEY, []).append(resources)
+    app.extensions.setdefault(_KEY, []).append(contribution)
 
 
-def contributed(app: Flask) -> list[CapabilityStatementRestResource]:
-    return [r for fn in app.extensions.get(_KEY, []) for r in fn()]
+def contributed(app: Flask) -> Contribution:
+    parts: list[Contribution] = app.extensions.get(_KEY, [])
+    return Contribution(
+        [r for part in parts for r in part.resources], [o for part in parts for o in part.operations]
+    )
 
 
 def capability_statement(
-    base: str, software_date: datetime, others: list[CapabilityStatementRestResource] | None = None
+    base: str, software_date: datetime, others: Contribution | None = None
 ) -> CapabilityStatement:
+    others = others or Contribution()
     return CapabilityStatement(
         status="active",
         date=software_date,
@@ -192,30 +212,31 @@ def capability_statement(
                     CapabilityStatementRestResource(
                         type="DocumentReference",
                         profile=fdr.PROFILE_COMPREHENSIVE,
-                        interaction=_interactions("read", "search-type", "patch"),
+                        interaction=interactions("read", "search-type", "patch"),
                         versioning="versioned",
                         conditionalUpdate=False,
                         documentation=PATCH_DOC,
-                        searchParam=_params(_DOCUMENT_REFERENCE_PARAMS),
+                        searchParam=search_params(_DOCUMENT_REFERENCE_PARAMS),
                     ),
                     CapabilityStatementRestResource(
                         type="List",
                         supportedProfile=[flist.PROFILE_SS, flist.PROFILE_FOLDER],
-                        interaction=_interactions("read", "search-type"),
-                        searchParam=_params(_LIST_PARAMS),
+                        interaction=interactions("read", "search-type"),
+                        searchParam=search_params(_LIST_PARAMS),
                     ),
                     CapabilityStatementRestResource(
                         type="Binary",
-                        interaction=_interactions("read"),
+                        interaction=interactions("read"),
                         documentation=BINARY_DOC,
                     ),
                     CapabilityStatementRestResource(
                         type="Patient",
-                        interaction=_interactions("read", "search-type"),
-                        searchParam=_params(PATIENT_PARAMS),
+                        interaction=interactions("read", "search-type"),
+                        searchParam=search_params(PATIENT_PARAMS),
                     ),
-                    *(others or []),
+                    *others.resources,
                 ],
+                operation=others.operations or None,
             )
         ],
     )

@@ -188,7 +188,10 @@ def _not_found(kind: str, rid: str) -> FHIRError:
 
 @blueprint.get("/metadata")
 def metadata() -> Response:
-    fmt = _format()
+    try:
+        fmt = response_format(request.args.get("_format"), request.headers.get("Accept"))
+    except FHIRError as exc:  # a _format that is neither JSON nor XML: 406, as everywhere else
+        return _outcome(exc, "json")
     return respond(capability_statement(base_url(), STARTED, contributed(current_app)), fmt)
 
 
@@ -578,28 +581,43 @@ def _search_patients(c: FhirCall) -> Response:
 # Everything else: precise refusals rather than HTML 404/405 pages
 # ---------------------------------------------------------------------------------------------
 
+# What each URL shape serves: (resource type, "type" | "instance") -> Allow. A shape missing here
+# serves nothing (Binary has no search, no resource has _history).
 _ALLOWED = {
-    "": "POST",
-    "metadata": "GET",
-    "DocumentReference": "GET, PATCH",
-    "List": "GET",
-    "Binary": "GET",
-    "Patient": "GET",
+    ("", "type"): "POST",
+    ("metadata", "type"): "GET",
+    ("DocumentReference", "type"): "GET, PATCH",
+    ("DocumentReference", "instance"): "GET, PATCH",
+    ("List", "type"): "GET",
+    ("List", "instance"): "GET",
+    ("Binary", "instance"): "GET",
+    ("Patient", "type"): "GET",
+    ("Patient", "instance"): "GET",
 }
+_SERVED = {rtype for rtype, _ in _ALLOWED}
 
 
 @blueprint.route("/<path:rest>", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])
 @blueprint.route("", methods=["GET", "PUT", "PATCH", "DELETE"])
 def other(rest: str = "") -> Response:
     fmt = _format()
-    rtype = rest.split("/", 1)[0]
-    if rtype in _ALLOWED:
-        detail = (
-            "a PDSm metadata update is a PATCH of status, securityLabel or isArchived"
-            if rtype == "DocumentReference"
-            else "submit documents with an ITI-65 transaction Bundle (POST [base])"
+    parts = rest.split("/")
+    rtype = parts[0]
+    if rtype not in _SERVED:
+        return _outcome(
+            FHIRError.of(404, "not-supported", f"resource type '{rtype}' is not served here"), fmt
         )
-        exc = FHIRError.of(405, "not-supported", f"{request.method} /fhir/{rest} is not supported: {detail}")
-        exc.headers["Allow"] = _ALLOWED[rtype]
-        return _outcome(exc, fmt)
-    return _outcome(FHIRError.of(404, "not-supported", f"resource type '{rtype}' is not served here"), fmt)
+    allowed = _ALLOWED.get((rtype, "type" if len(parts) == 1 else "instance")) if len(parts) <= 2 else None
+    if allowed is None:
+        # No such interaction at all (vread, history, Binary search): the URL names nothing.
+        return _outcome(
+            FHIRError.of(404, "not-supported", f"/fhir/{rest} is not an interaction of Carnet"), fmt
+        )
+    detail = (
+        "a PDSm metadata update is a PATCH of status, securityLabel or isArchived"
+        if rtype == "DocumentReference"
+        else "submit documents with an ITI-65 transaction Bundle (POST [base])"
+    )
+    exc = FHIRError.of(405, "not-supported", f"{request.method} /fhir/{rest} is not supported: {detail}")
+    exc.headers["Allow"] = allowed
+    return _outcome(exc, fmt)

@@ -103,12 +103,28 @@ class _Bundle:
                 errors.add(META, f"{where}: a transaction entry needs request.method and request.url", where)
                 continue
             entry = _Entry(i, where, e.fullUrl, e.resource, e.request.method.upper(), e.request.url or "")
+            rtype = e.resource.get_resource_type()
+            # (A PATCH carries Parameters to a DocumentReference: its target is checked with it.)
+            if entry.method != "PATCH" and self._url_type(entry.url) != rtype:
+                # The transaction names where each entry goes: a DocumentReference sent to
+                # Observation is not one this server may quietly file as a DocumentReference.
+                errors.add(
+                    META,
+                    f"{where}.request.url '{entry.url}' does not name the entry's resource type {rtype}",
+                    f"{where}.request.url",
+                )
             self.entries.append(entry)
             if e.fullUrl:
                 self.local[e.fullUrl] = entry
                 tail = _type_id(e.fullUrl)
                 if tail and not e.fullUrl.startswith("urn:"):
                     self.local.setdefault(tail, entry)
+
+    def _url_type(self, url: str) -> str:
+        """The resource type a transaction entry's request.url names (``Type``, ``Type/id``,
+        ``Type?query``, relative or under this server's base)."""
+        path = url.split("?", 1)[0].removeprefix(self.base + "/")
+        return path.split("/", 1)[0]
 
     def find(self, reference: str | None) -> _Entry | None:
         if not reference:

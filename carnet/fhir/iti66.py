@@ -2,15 +2,18 @@
 and FindFolders (ITI TF-2 3.66.4.1.3.1), on the same tables and helpers as ITI-18.
 
 Parameters: code (submissionset | folder; both when absent), patient, patient.identifier, status,
-date (submissionTime / lastUpdateTime), source.given and source.family (SubmissionSet author),
-designationType (contentTypeCode / Folder codeList), sourceId, identifier, _id, and PDSm isArchived
-(XDS packages are never archived: true matches nothing).
+date (submissionTime / lastUpdateTime), _lastUpdated (meta.lastUpdated: when the registry last
+changed the List), source.given and source.family (SubmissionSet author; :exact), designationType
+(contentTypeCode / Folder codeList), sourceId, identifier, _id, and PDSm isArchived (XDS packages
+are never archived: true matches nothing). As in ITI-67 (``iti67``), a repeated parameter is an AND,
+a comma inside a value an OR; ``_sort`` takes date and _lastUpdated.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from fhir.resources.R4B.list import List
@@ -22,7 +25,16 @@ from carnet.fhir import datatypes as fdt
 from carnet.fhir import listresource as flist
 from carnet.fhir.iti67 import patient_ids, xds_tokens
 from carnet.fhir.outcome import FHIRError
-from carnet.fhir.search import Params, date_value, instant_condition, split_or, token
+from carnet.fhir.search import (
+    DateValue,
+    Params,
+    archived_flags,
+    date_value,
+    instant_condition,
+    split_or,
+    status_codes,
+    token,
+)
 from carnet.registry.schema import AssociationRow, FolderRow, RegistryObjectRow, SubmissionSetRow
 from carnet.registry.storedquery.queries import Hit, author_names_match, child_tokens_match, tokens_match
 from carnet.xds import ebrim
@@ -39,6 +51,7 @@ SEARCH_PARAMS = [
     "patient.identifier",
     "status",
     "date",
+    "_lastUpdated",
     "source.given",
     "source.family",
     "designationType",
@@ -53,7 +66,24 @@ SEARCH_PARAMS = [
 class Match:
     hit: Hit
     registered: datetime
-    sort_key: str
+    sort_key: str  # List.date as a 14-digit key: submissionTime / Folder lastUpdateTime ("" if none)
+
+    @property
+    def updated_key(self) -> str:
+        """meta.lastUpdated as a sortable key: a Folder's lastUpdateTime (the registry sets it at
+        every change of membership), else when the row was registered (a SubmissionSet never
+        changes). Microseconds appended, so keys of both kinds compare."""
+        if self.hit.kind == "Folder" and self.sort_key:
+            return self.sort_key + "000000"
+        moment = self.registered if self.registered.tzinfo else self.registered.replace(tzinfo=UTC)
+        return moment.astimezone(UTC).strftime("%Y%m%d%H%M%S%f")
+
+
+# _sort keys: a Match's value for each. Lists come from two tables, so they are sorted here.
+_SORT: dict[str, Callable[[Match], str]] = {
+    "date": lambda m: m.sort_key,
+    "_lastUpdated": lambda m: m.updated_key,
+}
 
 
 def _kinds(params: Params) -> set[str]:
@@ -71,21 +101,25 @@ def _kinds(params: Params) -> set[str]:
     return {flist.SUBMISSION_SET, flist.FOLDER} if kinds is None else kinds
 
 
-def _common(params: Params, table: Any, date_col: Any, kind: str) -> list[ColumnElement[bool]]:
+def _common(
+    params: Params, table: Any, date_col: Any, updated: Callable[[DateValue], ColumnElement[bool]]
+) -> list[ColumnElement[bool]]:
+    """The filters SubmissionSets and Folders share, on ``table``; ``date_col`` is List.date's
+    column, ``updated`` the _lastUpdated condition. Each repetition of a parameter adds a filter."""
     where: list[ColumnElement[bool]] = []
     for value in params.values("status"):
-        where.append(
-            table.status.in_([s for alt in split_or(value) for s in STATUS.get(token(alt).code or "", [])])
-        )
+        where.append(table.status.in_(status_codes(value, STATUS)))
     for value in params.values("isArchived"):
-        if {token(a).code for a in split_or(value)} == {"true"}:
+        if archived_flags(value) == {"true"}:
             where.append(table.entry_uuid.is_(None))
     for value in params.values("date"):
         where.append(
             or_(*[instant_condition(date_col, date_value("date", a), True) for a in split_or(value)])
         )
-    if params.values("_id"):
-        ids = [fdt.entry_uuid_of(i) for value in params.values("_id") for i in split_or(value)]
+    for value in params.values("_lastUpdated"):
+        where.append(or_(*[updated(date_value("_lastUpdated", a)) for a in split_or(value)]))
+    for value in params.values("_id"):
+        ids = [fdt.entry_uuid_of(i) for i in split_or(value)]
         where.append(table.entry_uuid.in_([i for i in ids if i]))
     for value in params.values("identifier"):
         ors: list[ColumnElement[bool]] = []
@@ -103,8 +137,47 @@ def _common(params: Params, table: Any, date_col: Any, kind: str) -> list[Column
     return where
 
 
+def _submission_set_updated(d: DateValue) -> ColumnElement[bool]:
+    # A SubmissionSet never changes once registered: its meta.lastUpdated is its registration.
+    return instant_condition(SS.created_at, d, False)
+
+
+def _folder_updated(d: DateValue) -> ColumnElement[bool]:
+    # meta.lastUpdated is the lastUpdateTime the registry sets (at registration and whenever a
+    # document is added); the registration time for a row that has none.
+    return or_(
+        and_(FOL.last_update_time.is_not(None), instant_condition(FOL.last_update_time, d, True)),
+        and_(FOL.last_update_time.is_(None), instant_condition(FOL.created_at, d, False)),
+    )
+
+
+def _sort_keys(params: Params) -> list[tuple[Callable[[Match], str], bool]]:
+    """_sort as (key, descending) pairs; 400 for a key this search does not sort on (as ITI-67)."""
+    keys = []
+    for value in params.values("_sort"):
+        for key in split_or(value):
+            get = _SORT.get(key.lstrip("-"))
+            if get is None:
+                raise FHIRError.of(
+                    400, "not-supported", f"_sort '{key}' is not supported (use {', '.join(_SORT)})"
+                )
+            keys.append((get, key.startswith("-")))
+    return keys or [(_SORT["date"], True)]  # the most recent Lists first
+
+
+def _sorted(matches: list[Match], keys: list[tuple[Callable[[Match], str], bool]]) -> list[Match]:
+    # Stable sorts, last key first, over an order by id: the id breaks ties, so pages are stable.
+    out = sorted(matches, key=lambda m: m.hit.id)
+    for get, descending in reversed(keys):
+        out.sort(key=get, reverse=descending)
+    return out
+
+
 def find(session: Session, params: Params, max_results: int) -> list[Match]:
+    """The SubmissionSets and Folders matching the search, in order; XDSTooManyResults past
+    ``max_results``."""
     kinds = _kinds(params)
+    sort_keys = _sort_keys(params)
     pids = patient_ids(session, params)
     if pids is None and not (params.values("_id") or params.values("identifier")):
         raise FHIRError.of(
@@ -117,7 +190,7 @@ def find(session: Session, params: Params, max_results: int) -> list[Match]:
         return []
     out: list[Match] = []
     if flist.SUBMISSION_SET in kinds:
-        where = _common(params, SS, SS.submission_time, flist.SUBMISSION_SET)
+        where = _common(params, SS, SS.submission_time, _submission_set_updated)
         if pids is not None:
             where.insert(0, SS.patient_id.in_(pids))
         for group in xds_tokens(params.values("designationType")):
@@ -131,21 +204,26 @@ def find(session: Session, params: Params, max_results: int) -> list[Match]:
                 except ValueError:
                     ids.append(t.code or "")
             where.append(SS.source_id.in_(ids))
-        family = [f for value in params.values("source.family") for f in split_or(value)]
-        given = [g for value in params.values("source.given") for g in split_or(value)]
-        if family or given:
-            where.append(author_names_match(session, SS.entry_uuid, family, given))
+        for exact in (False, True):
+            suffix = ":exact" if exact else ""
+            for fam in params.values(f"source.family{suffix}"):
+                where.append(author_names_match(session, SS.entry_uuid, split_or(fam), [], exact))
+            for giv in params.values(f"source.given{suffix}"):
+                where.append(author_names_match(session, SS.entry_uuid, [], split_or(giv), exact))
         rows = session.execute(
             select(SS.entry_uuid, SS.fragment, SS.status, SS.patient_id, SS.created_at, SS.submission_time)
             .where(*where)
             .limit(max_results + 1)
         ).all()
         out += [Match(Hit(r[0], "SubmissionSet", r[1], r[3], r[2]), r[4], r[5] or "") for r in rows]
-    folder_only_params = (
-        params.values("sourceId") or params.values("source.family") or params.values("source.given")
-    )
-    if flist.FOLDER in kinds and not folder_only_params:
-        where = _common(params, FOL, FOL.last_update_time, flist.FOLDER)
+    # sourceId and source.* are SubmissionSet attributes: a Folder has neither, so matches none.
+    submission_set_only = [
+        n
+        for n in ("sourceId", "source.family", "source.given", "source.family:exact", "source.given:exact")
+        if params.values(n)
+    ]
+    if flist.FOLDER in kinds and not submission_set_only:
+        where = _common(params, FOL, FOL.last_update_time, _folder_updated)
         if pids is not None:
             where.insert(0, FOL.patient_id.in_(pids))
         for group in xds_tokens(params.values("designationType")):
@@ -165,8 +243,7 @@ def find(session: Session, params: Params, max_results: int) -> list[Match]:
             f"the search matches more than {max_results} Lists; narrow it",
             str(ErrorCode.TOO_MANY_RESULTS),
         )
-    out.sort(key=lambda m: (m.sort_key, m.hit.id), reverse=True)
-    return out
+    return _sorted(out, sort_keys)
 
 
 def members(session: Session, package_ids: list[str]) -> dict[str, list[str]]:

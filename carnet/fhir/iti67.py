@@ -27,7 +27,17 @@ from carnet.fhir import datatypes as fdt
 from carnet.fhir import terminology
 from carnet.fhir.documentreference import Stored
 from carnet.fhir.outcome import FHIRError
-from carnet.fhir.search import Params, Token, date_value, instant_condition, period_condition, split_or, token
+from carnet.fhir.search import (
+    Params,
+    Token,
+    archived_flags,
+    date_value,
+    instant_condition,
+    period_condition,
+    split_or,
+    status_codes,
+    token,
+)
 from carnet.registry import patients
 from carnet.registry.schema import AssociationRow, DocumentEntryRow, Patient, ReferenceIdRow
 from carnet.registry.storedquery.queries import (
@@ -195,23 +205,15 @@ def conditions(session: Session, params: Params) -> list[ColumnElement[bool]]:
     """Every filter but the patient's, from the parameters given."""
     where: list[ColumnElement[bool]] = []
     for value in params.values("status"):
-        codes = []
-        for alt in split_or(value):
-            t = token(alt)
-            if t.system:
-                raise FHIRError.of(400, "invalid", "status is a code without a system (MHD ITI-67)")
-            codes += STATUS.get(t.code or "", [])
-        where.append(DE.status.in_(codes))
+        where.append(DE.status.in_(status_codes(value, STATUS)))
     for value in params.values("isArchived"):
-        flags = {token(a).code for a in split_or(value)}
-        if flags - {"true", "false"}:
-            raise FHIRError.of(400, "invalid", "isArchived is true or false")
+        flags = archived_flags(value)
         if flags == {"true"}:
             where.append(DE.status == v.DMP_ARCHIVED)
         elif flags == {"false"}:
             where.append(DE.status != v.DMP_ARCHIVED)
-    ids = [fdt.entry_uuid_of(i) for value in params.values("_id") for i in split_or(value)]
-    if params.values("_id"):
+    for value in params.values("_id"):  # each repetition narrows (AND); commas are alternatives
+        ids = [fdt.entry_uuid_of(i) for i in split_or(value)]
         where.append(DE.entry_uuid.in_([i for i in ids if i]))
     if params.values("identifier"):
         where.append(_identifier_condition(params.values("identifier")))

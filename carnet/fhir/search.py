@@ -50,7 +50,15 @@ class Params:
         return {n for n, _ in self.items}
 
     def ignored(self) -> list[str]:
-        return sorted(n for n in self.names() if n not in self.used and n not in CONTROL)
+        return sorted(
+            {n for n in self.names() if n not in self.used and n not in CONTROL}
+            | ({"_summary"} if self._summary_ignored() else set())
+        )
+
+    def _summary_ignored(self) -> bool:
+        """Only ``_summary=count`` is applied; the summary views (true, text, data) are not, and a
+        client is told so rather than shown them in the ``self`` link."""
+        return any(n == "_summary" and v != "count" for n, v in self.items)
 
     def refuse_unsupported_modifiers(self, supported: list[str]) -> None:
         """A modifier left unread on a parameter this search supports (``category:not``,
@@ -64,7 +72,11 @@ class Params:
                 )
 
     def applied(self) -> list[tuple[str, str]]:
-        return [(n, v) for n, v in self.items if n in self.used or n in CONTROL - {"_offset"}]
+        return [
+            (n, v)
+            for n, v in self.items
+            if (n in self.used or n in CONTROL - {"_offset"}) and not (n == "_summary" and v != "count")
+        ]
 
 
 def split_or(value: str) -> list[str]:
@@ -274,3 +286,30 @@ def searchset(
             BundleEntry(resource=operation_outcome(issues), search=BundleEntrySearch(mode="outcome"))
         )
     return Bundle(type="searchset", total=total, link=links, entry=entries or None)
+
+
+# ---------------------------------------------------------------------------------------------
+# Parameters ITI-66 and ITI-67 both have, validated alike.
+# ---------------------------------------------------------------------------------------------
+
+
+def status_codes(value: str, statuses: dict[str, list[str]]) -> list[str]:
+    """The XDS availability statuses one ``status`` value (a comma list) stands for, by ``statuses``
+    (FHIR code -> XDS statuses); an unknown code matches nothing. MHD: "the system portion of the
+    token shall not be populated" (ITI-66, ITI-67): a system is a 400, not a silent mismatch."""
+    codes: list[str] = []
+    for alt in split_or(value):
+        t = token(alt)
+        if t.system:
+            raise FHIRError.of(400, "invalid", "status is a code without a system (MHD ITI-66, ITI-67)")
+        codes += statuses.get(t.code or "", [])
+    return codes
+
+
+def archived_flags(value: str) -> set[str]:
+    """The flags one PDSm ``isArchived`` value (a comma list) asks for: a subset of {"true",
+    "false"}; anything else is a 400 rather than a filter silently dropped."""
+    flags = {token(alt).code or "" for alt in split_or(value)}
+    if flags - {"true", "false"}:
+        raise FHIRError.of(400, "invalid", "isArchived is true or false")
+    return flags
