@@ -44,9 +44,15 @@ def test_fhir_under_the_dmp_policy(engine: Any, tmp_path: Any, authority: Any) -
     assert resp.status_code == 200, resp.data
     binary = submitted_ids(resp)["Binary"][0]
     assert env.client.get(search, headers=me).status_code == 403
+    # Retrieve and Find Document Lists take the same authorisation: 403 before a byte is read.
+    lists = f"/fhir/List?patient.identifier={patient_token(1)}"
+    for refused in (f"/fhir/Binary/{binary}", lists):
+        resp = env.client.get(refused, headers=me)
+        assert resp.status_code == 403 and issues(resp) == [("LocalPolicyRestrictionError", "")], refused
     env.dmp.authorize(OPERATOR, patient_cx(1), "professional", DOC)
     env.dmp.authorize(OPERATOR, patient_cx(1), "professional", OTHER)
     assert json.loads(env.client.get(search, headers=me).data)["total"] == 1
+    assert json.loads(env.client.get(lists, headers=me).data)["total"] == 1
     assert env.client.get(f"/fhir/Binary/{binary}", headers=me).data == b"visible"
 
     # A document masked to professionals (MASQUE_PS) is seen by its author, not by another.
@@ -63,6 +69,9 @@ def test_fhir_under_the_dmp_policy(engine: Any, tmp_path: Any, authority: Any) -
     mine = json.loads(env.client.get(search, headers=me).data)
     assert mine["total"] == 1 and masked_id not in {e["resource"]["id"] for e in mine["entry"]}
     assert env.client.get(f"/fhir/DocumentReference/{masked_id}", headers=me).status_code == 404
+    masked_binary = submitted_ids(resp)["Binary"][0]
+    assert env.client.get(f"/fhir/Binary/{masked_binary}", headers=me).status_code == 404  # not leaked
+    assert env.client.get(f"/fhir/Binary/{masked_binary}", headers=other).data == b"masked"
     theirs = json.loads(env.client.get(search, headers=other).data)
     assert theirs["total"] == 2 and masked_id in {e["resource"]["id"] for e in theirs["entry"]}
 

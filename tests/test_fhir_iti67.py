@@ -226,6 +226,25 @@ def test_paging_next_links_are_replayable(client: Any, loaded: dict[str, str]) -
     assert seen == creations  # sorted by creation ascending
 
 
+def test_next_links_of_a_post_search_carry_its_form(client: Any, loaded: dict[str, str]) -> None:
+    """A POST _search keeps its parameters out of the URL; its links must carry them to be followed."""
+    resp = client.post(
+        "/fhir/DocumentReference/_search",
+        data={"patient.identifier": patient_token(1), "_count": "2", "_sort": "creation"},
+    )
+    seen: list[str] = []
+    while True:
+        bundle = json.loads(resp.data)
+        assert resp.status_code == 200 and bundle["total"] == 5
+        seen += [e["resource"]["id"] for e in bundle["entry"]]
+        nxt = {link["relation"]: link["url"] for link in bundle["link"]}.get("next")
+        if nxt is None:
+            break
+        assert parse_qs(urlsplit(nxt).query)["patient.identifier"] == [patient_token(1)]
+        resp = client.get(nxt.replace("http://localhost", ""))
+    assert seen == [loaded[k] for k in ("old", "cr", "synth", "img", "new")]
+
+
 def test_default_sort_is_most_recent_first_and_count(client: Any, loaded: dict[str, str]) -> None:
     bundle = search(client, f"{P1}&status=current&_count=1")
     assert len(bundle["entry"]) == 1 and bundle["entry"][0]["resource"]["id"] == loaded["new"]
