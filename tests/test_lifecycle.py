@@ -7,6 +7,7 @@ was; each success for what a consumer then sees through ITI-18 / ITI-43.
 from __future__ import annotations
 
 import uuid
+from typing import Any
 from xml.sax.saxutils import quoteattr
 
 from sqlalchemy import func, select
@@ -31,11 +32,18 @@ def known(engine, *pids: str) -> None:  # type: ignore[no-untyped-def]
             patients.upsert(session, pid)
 
 
+def entry(unique_id: str | None = None, **kw: Any) -> Doc:
+    """A DocumentEntry with a fresh entryUUID, as registered by ITI-42 (hash and size given);
+    ``unique_id`` of an existing document makes it the next version of that document."""
+    ids = {"unique_id": unique_id} if unique_id else {}
+    return Doc(
+        f"urn:uuid:{uuid.uuid4()}", b"original", hash="a" * 40, size=8, repository_unique_id=REPO, **ids, **kw
+    )
+
+
 def submit(client, pid: str = PID, doc: Doc | None = None) -> tuple[str, Doc]:  # type: ignore[no-untyped-def]
     """Register one document with a known entryUUID; returns (entryUUID, doc)."""
-    doc = doc or Doc(
-        f"urn:uuid:{uuid.uuid4()}", b"original", hash="a" * 40, size=8, repository_unique_id=REPO
-    )
+    doc = doc or entry()
     status, errors = response_status(register(client, submit_objects_request(pid, [doc])))
     assert (status, errors) == ("Success", [])
     return doc.id, doc
@@ -92,15 +100,7 @@ def versions(engine, logical_id: str) -> list[tuple[int, str]]:  # type: ignore[
 def test_update_creates_version_2_and_deprecates_version_1(client, engine) -> None:
     known(engine, PID)
     first, doc = submit(client)
-    new = Doc(
-        f"urn:uuid:{uuid.uuid4()}",
-        b"original",
-        unique_id=doc.unique_id,
-        hash="a" * 40,
-        size=8,
-        repository_unique_id=REPO,
-        confidentiality=("R", "2.16.840.1.113883.5.25", "Restricted"),
-    )
+    new = entry(doc.unique_id, confidentiality=("R", "2.16.840.1.113883.5.25", "Restricted"))
     assert iti57(client, update_request(PID, new, first, "1")) == ("Success", [])
     assert versions(engine, first) == [(1, v.DEPRECATED), (2, v.APPROVED)]
     latest = query(client, GET_DOCUMENTS, [("$XDSDocumentEntryUniqueId", [f"('{doc.unique_id}')"])])
@@ -116,14 +116,7 @@ def test_update_creates_version_2_and_deprecates_version_1(client, engine) -> No
 def test_update_of_an_old_version_is_a_version_error_and_changes_nothing(client, engine) -> None:
     known(engine, PID)
     first, doc = submit(client)
-    new = Doc(
-        f"urn:uuid:{uuid.uuid4()}",
-        b"x",
-        unique_id=doc.unique_id,
-        hash="a" * 40,
-        size=8,
-        repository_unique_id=REPO,
-    )
+    new = entry(doc.unique_id)
     assert iti57(client, update_request(PID, new, first, "4")) == ("Failure", ["XDSMetadataVersionError"])
     assert versions(engine, first) == [(1, v.APPROVED)]
     unknown = f"urn:uuid:{uuid.uuid4()}"
@@ -135,9 +128,7 @@ def test_update_errors_name_the_rule(client, engine) -> None:
     first, doc = submit(client)
 
     def new(uid: str = doc.unique_id) -> Doc:
-        return Doc(
-            f"urn:uuid:{uuid.uuid4()}", b"x", unique_id=uid, hash="a" * 40, size=8, repository_unique_id=REPO
-        )
+        return entry(uid)
 
     # A first version sent by ITI-57 has no lid: not an update.
     assert iti57(client, submit_objects_request(PID, [new(new_oid())]))[1] == ["XDSMetadataUpdateError"]
@@ -151,14 +142,7 @@ def test_update_errors_name_the_rule(client, engine) -> None:
 def test_patient_change_needs_an_unlinked_entry(client, engine) -> None:
     known(engine, PID, OTHER)
     first, doc = submit(client)
-    moved = Doc(
-        f"urn:uuid:{uuid.uuid4()}",
-        b"x",
-        unique_id=doc.unique_id,
-        hash="a" * 40,
-        size=8,
-        repository_unique_id=REPO,
-    )
+    moved = entry(doc.unique_id)
     assert iti57(client, update_request(OTHER, moved, first, "1")) == ("Success", [])
     # Version 1 (patient PID) and version 2 (OTHER): a LeafClass answer would mix patients.
     both = query(
