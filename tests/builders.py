@@ -169,3 +169,25 @@ def retrieve_request(pairs: list[tuple[str, str]]) -> str:
         for r, d in pairs
     )
     return f'<xdsb:RetrieveDocumentSetRequest xmlns:xdsb="{v.XDSB}">{reqs}</xdsb:RetrieveDocumentSetRequest>'
+
+
+def remove_request(*ids: str) -> str:
+    """ITI-62 RemoveObjectsRequest naming ``ids``."""
+    refs = "".join(f'<rim:ObjectRef id="{i}"/>' for i in ids)
+    return (
+        f'<lcm:RemoveObjectsRequest xmlns:lcm="{v.LCM}" xmlns:rim="{v.RIM}">'
+        f"<rim:ObjectRefList>{refs}</rim:ObjectRefList></lcm:RemoveObjectsRequest>"
+    )
+
+
+def remove_documents(pairs: list[tuple[str, str]]) -> str:
+    """ITI-86 RemoveDocumentsRequest of (repositoryUniqueId, documentUniqueId) pairs."""
+    reqs = "".join(
+        f"<xdsb:DocumentRequest><xdsb:RepositoryUniqueId>{r}</xdsb:RepositoryUniqueId>"
+        f"<xdsb:DocumentUniqueId>{d}</xdsb:DocumentUniqueId></xdsb:DocumentRequest>"
+        for r, d in pairs
+    )
+    return (
+        f'<rmd:RemoveDocumentsRequest xmlns:rmd="{v.RMD}" xmlns:xdsb="{v.XDSB}">{reqs}'
+        f"</rmd:RemoveDocumentsRequest>"
+    )

@@ -22,7 +22,14 @@ from carnet.dmp.models import Notification
 from carnet.registry import patients
 from carnet.registry.schema import AuditEventRow
 from carnet.xds import vocabulary as v
-from tests.builders import Doc, patient, provide_and_register, retrieve_request
+from tests.builders import (
+    Doc,
+    patient,
+    provide_and_register,
+    remove_documents,
+    remove_request,
+    retrieve_request,
+)
 from tests.dmp import OPERATOR, REPO, Servers, claims, post, saml, servers
 from tests.xds import QueryAnswer, adhoc_query, envelope, response_status
 
@@ -297,3 +304,66 @@ def test_write_without_right_changes_nothing(engine, tmp_path, authority, mode) 
         env.client, "/xds/repository", v.ACTION_ITI41, provide_and_register(A, [doc]), assertion
     )
     assert response_status(body) == ("Success", [])
+
+
+def test_only_the_author_removes_a_document(engine, tmp_path, authority) -> None:  # type: ignore[no-untyped-def]
+    """DMP: a document is deleted by its author alone, by ITI-62 (metadata; one refused document
+    refuses the request) as by ITI-86 (documents; the refused one is named and stays)."""
+    from carnet.registry.schema import AssociationRow, DocumentEntryRow, StoredDocumentRow
+
+    env = servers(engine, tmp_path / "data", authority)
+    env.dmp.create(OPERATOR, A, "patient@example.org")
+    for who in (DOC, AUTHOR):
+        env.dmp.authorize(OPERATOR, A, "professional", who)
+    docs = {
+        "mine": Doc("mine", b"ecrit par l'auteur", author_person=AUTHOR_XCN),
+        "mine_too": Doc("mine_too", b"aussi", author_person=AUTHOR_XCN),
+        "theirs": Doc("theirs", b"ecrit par un autre"),
+    }
+    for d in docs.values():  # one submission each: ITI-62 then names one whole submission
+        resp = env.admin.post(  # type: ignore[attr-defined]
+            "/xds/repository",
+            data=envelope(v.ACTION_ITI41, provide_and_register(A, [d])),
+            content_type="application/soap+xml",
+        )
+        assert response_status(etree.fromstring(resp.data).find(f"{{{v.SOAP12}}}Body")[0])[0] == "Success"
+
+    def submission(name: str) -> list[str]:
+        """The SubmissionSet, DocumentEntry and HasMember Association registering ``name``."""
+        with read_session(env.ctx.engine) as session:
+            de = session.scalar(
+                select(DocumentEntryRow.entry_uuid).where(DocumentEntryRow.unique_id == docs[name].unique_id)
+            )
+            link = session.scalars(select(AssociationRow).where(AssociationRow.target == de)).one()
+        return [link.source, de, link.entry_uuid]
+
+    def stored(name: str) -> bool:
+        with read_session(env.ctx.engine) as session:
+            return session.get(StoredDocumentRow, docs[name].unique_id) is not None
+
+    author, other = saml(authority, claims(AUTHOR)), saml(authority, claims(DOC))
+    # ITI-86: the other professional removes nothing; the author removes theirs, not the other's.
+    pairs = [(REPO, docs["mine"].unique_id), (REPO, docs["theirs"].unique_id)]
+    _, body = post(env.client, "/xds/repository", v.ACTION_ITI86, remove_documents(pairs), other)
+    status, errors = response_status(body)
+    assert status == "Failure" and {e[0] for e in errors} == {"LocalPolicyRestrictionError"}
+    assert stored("mine") and stored("theirs")
+    _, body = post(env.client, "/xds/repository", v.ACTION_ITI86, remove_documents(pairs), author)
+    status, errors = response_status(body)
+    assert status == "PartialSuccess", errors
+    assert [e[0] for e in errors] == ["LocalPolicyRestrictionError"] and "only the author" in errors[0][1]
+    assert not stored("mine") and stored("theirs")
+
+    # ITI-62: the metadata of another's document is refused whole; the author's own goes.
+    refused = submission("theirs")
+    _, body = post(env.client, "/xds/registry", v.ACTION_ITI62, remove_request(*refused), author)
+    assert response_status(body)[0] == "Failure"
+    assert [e[0] for e in response_status(body)[1]] == ["LocalPolicyRestrictionError"]
+    assert submission("theirs") == refused
+    mine = submission("mine_too")
+    _, body = post(env.client, "/xds/registry", v.ACTION_ITI62, remove_request(*mine), other)
+    assert [e[0] for e in response_status(body)[1]] == ["LocalPolicyRestrictionError"]
+    _, body = post(env.client, "/xds/registry", v.ACTION_ITI62, remove_request(*mine), author)
+    assert response_status(body) == ("Success", [])
+    with read_session(env.ctx.engine) as session:
+        assert session.get(DocumentEntryRow, mine[1]) is None

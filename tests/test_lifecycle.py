@@ -16,7 +16,15 @@ from carnet.db import read_session, write_transaction
 from carnet.registry import patients
 from carnet.registry.schema import AuditEventRow, DocumentEntryRow, StoredDocumentRow
 from carnet.xds import vocabulary as v
-from tests.builders import Doc, new_oid, patient, provide_and_register, submit_objects_request
+from tests.builders import (
+    Doc,
+    new_oid,
+    patient,
+    provide_and_register,
+    remove_documents,
+    remove_request,
+    submit_objects_request,
+)
 from tests.xds import post, query, register, response_status
 
 GET_DOCUMENTS = "urn:uuid:5c4f972b-d56b-40ac-a5fc-c8ca9b40b9d4"
@@ -176,14 +184,6 @@ def test_dmp_statuses_archived_and_deleted(client, engine) -> None:
 # --- ITI-62 ---------------------------------------------------------------------------------------
 
 
-def remove_request(*ids: str) -> str:
-    refs = "".join(f'<rim:ObjectRef id="{i}"/>' for i in ids)
-    return (
-        f'<lcm:RemoveObjectsRequest xmlns:lcm="{v.LCM}" xmlns:rim="{v.RIM}">'
-        f"<rim:ObjectRefList>{refs}</rim:ObjectRefList></lcm:RemoveObjectsRequest>"
-    )
-
-
 def iti62(client, *ids: str) -> tuple[str, list[str]]:  # type: ignore[no-untyped-def]
     status, errors = response_status(post(client, "/xds/registry", v.ACTION_ITI62, remove_request(*ids)))
     return status, [code for code, _ in errors]
@@ -218,18 +218,6 @@ def test_remove_metadata_keeps_the_model_whole(client, engine) -> None:
 
 
 # --- ITI-86 ---------------------------------------------------------------------------------------
-
-
-def remove_documents(pairs: list[tuple[str, str]]) -> str:
-    reqs = "".join(
-        f"<xdsb:DocumentRequest><xdsb:RepositoryUniqueId>{r}</xdsb:RepositoryUniqueId>"
-        f"<xdsb:DocumentUniqueId>{d}</xdsb:DocumentUniqueId></xdsb:DocumentRequest>"
-        for r, d in pairs
-    )
-    return (
-        f'<rmd:RemoveDocumentsRequest xmlns:rmd="{v.RMD}" xmlns:xdsb="{v.XDSB}">{reqs}'
-        f"</rmd:RemoveDocumentsRequest>"
-    )
 
 
 def iti86(client, pairs: list[tuple[str, str]]) -> tuple[str, list[str]]:  # type: ignore[no-untyped-def]

@@ -22,7 +22,7 @@ from carnet.registry import iti18, iti57, iti62
 from carnet.registry.iti42 import RegisterOptions, RegisterResult, register
 from carnet.security import audit
 from carnet.security.dmp_policy import check_metadata_update
-from carnet.security.policy import AccessDenied, Action, enforce, errors_of
+from carnet.security.policy import AccessDenied, Action, document_refusals, enforce, errors_of
 from carnet.soap import wsdl
 from carnet.soap.service import Call, Operation, Reply, soap_endpoint
 from carnet.xds import ebrim, response
@@ -122,8 +122,8 @@ def handle_iti57(call: Call) -> Reply:
 
 
 def handle_iti62(call: Call) -> Reply:
-    """ITI-62 Remove Metadata: decided per patient of the objects named, then removed in one
-    transaction with its audit record."""
+    """ITI-62 Remove Metadata: decided per patient of the objects named and per DocumentEntry, then
+    removed in one transaction with its audit record."""
     ctx = call.carnet
     event = audit.AuditEvent(
         "ITI-62", audit.EVENT_PATIENT_RECORD, "D", call.principal, source_address=call.remote_addr
@@ -139,6 +139,13 @@ def handle_iti62(call: Call) -> Reply:
                 decided: list[str | None] = [*patients] or [None]
                 for patient in decided:
                     enforce(ctx.pdp, call.principal, "remove", patient)
+                # Then per document (the DMP: only a document's author deletes it); ITI-62 has no
+                # partial success, so one refused document refuses the request.
+                refused = document_refusals(
+                    ctx.pdp, call.principal, "remove", iti62.documents_of(session, request)
+                )
+                if refused:
+                    raise XDSError(refused)
                 iti62.remove(session, request)
                 audit.record_in(session, event)
         except (IntegrityError, OperationalError) as exc:

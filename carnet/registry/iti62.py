@@ -66,6 +66,16 @@ def patients_of(session: Session, request: RemoveRequest) -> set[str]:
     return {e.patient_id for e in store.lookup(session, set(request.ids)).values() if e.patient_id}
 
 
+def documents_of(session: Session, request: RemoveRequest) -> list[tuple[str | None, str]]:
+    """(patient, uniqueId) of the DocumentEntries the request names: removing a document's metadata
+    is decided per document too (the DMP: only its author deletes it)."""
+    return [
+        (e.patient_id, e.row.unique_id)
+        for e in store.lookup(session, set(request.ids)).values()
+        if e.kind == store.KIND_DE
+    ]
+
+
 def remove(session: Session, request: RemoveRequest) -> dict[str, store.Existing]:
     """Check and delete; returns the removed objects (for the audit record)."""
     errors = ErrorCollector()

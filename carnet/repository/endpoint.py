@@ -90,8 +90,8 @@ def handle_iti43(call: Call) -> Reply:
 
 
 def handle_iti86(call: Call) -> Reply:
-    """ITI-86 Remove Documents: the policy decides per patient, then rows and bytes go in one
-    transaction with its audit record (bytes unlinked only after the commit)."""
+    """ITI-86 Remove Documents: the policy decides per patient and per document, then rows and bytes
+    go in one transaction with its audit record (bytes unlinked only after the commit)."""
     ctx = call.carnet
     event = audit.AuditEvent(
         "ITI-86", audit.EVENT_PATIENT_RECORD, "D", call.principal, source_address=call.remote_addr
@@ -105,15 +105,24 @@ def handle_iti86(call: Call) -> Reply:
         ]
         try:
             with write_transaction(ctx.engine) as session:
-                patients = sorted(iti86.patients_of(session, requests))
+                documents = iti86.documents_of(session, requests)
+                patients = sorted({p for p, _ in documents if p})
                 event.patient_id = patients[0] if patients else None
                 # A request naming no known object still meets the decision (with no patient).
                 decided: list[str | None] = [*patients] or [None]
                 for patient in decided:
                     enforce(ctx.pdp, call.principal, "remove", patient)
+                # Then per document (the DMP: only a document's author deletes it): a refused one
+                # gets its own error and stays, the others go (PartialSuccess, as for unknown ones).
+                refused = document_refusals(ctx.pdp, call.principal, "remove", documents)
+                kept = {e.location for e in refused}
                 removal = iti86.remove_documents(
-                    session, ctx.blobs, requests, ctx.settings.repository_unique_id
+                    session,
+                    ctx.blobs,
+                    [r for r in requests if r.document_unique_id not in kept],
+                    ctx.settings.repository_unique_id,
                 )
+                removal.errors = refused + removal.errors
                 if not removal.removed:
                     raise XDSError(removal.errors)
                 if removal.errors:

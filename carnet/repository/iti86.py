@@ -74,12 +74,18 @@ def parse_request(body: etree._Element) -> list[DocumentRequest]:
     return out
 
 
-def patients_of(session: Session, requests: list[DocumentRequest]) -> set[str]:
-    """Patients of the documents named, as far as the local registry knows them."""
-    uids = [r.document_unique_id for r in requests]
-    return set(
-        session.scalars(select(DocumentEntryRow.patient_id).where(DocumentEntryRow.unique_id.in_(uids)))
+def documents_of(session: Session, requests: list[DocumentRequest]) -> list[tuple[str | None, str]]:
+    """(patient, uniqueId) of the documents named, the patient as far as the local registry knows
+    it (None for a document it does not register: a stand-alone repository's remote registry)."""
+    uids = list(dict.fromkeys(r.document_unique_id for r in requests))
+    known = dict(
+        session.execute(
+            select(DocumentEntryRow.unique_id, DocumentEntryRow.patient_id).where(
+                DocumentEntryRow.unique_id.in_(uids)
+            )
+        ).all()
     )
+    return [(known.get(uid), uid) for uid in uids]
 
 
 def remove_documents(
