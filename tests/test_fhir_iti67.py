@@ -21,12 +21,14 @@ from tests.fhir_helpers import (
     issues,
     known_patients,
     nir,
+    patient_cx,
     patient_id,
     patient_token,
     post_bundle,
     provide_bundle,
     submitted_ids,
 )
+from tests.xds import query
 
 
 @pytest.fixture
@@ -347,5 +349,38 @@ def test_policy_filters_results(client: Any, loaded: dict[str, str], carnet: Any
         assert found(client, loaded, f"{P1}&status=current") == {"cr", "img", "new"}
         assert search(client, f"{P1}&status=current")["total"] == 3
         assert client.get(f"/fhir/DocumentReference/{loaded['synth']}").status_code == 404
+    finally:
+        carnet.pdp = real
+
+
+def test_hidden_documents_do_not_count_against_the_limit(
+    client: Any, loaded: dict[str, str], carnet: Any
+) -> None:
+    """The registry's result limit counts what the caller is shown, on ITI-67 and ITI-18 alike: a
+    professional who sees 3 documents is not told the search is too big because of a 4th, masked."""
+    real = carnet.pdp
+
+    class HideMasked:
+        def decide(self, *a: Any, **k: Any) -> Any:
+            return real.decide(*a, **k)
+
+        def visible(self, principal: Any, action: Any, hits: list[Any]) -> list[Any]:
+            return [h for h in hits if "MASQUE_PS" not in h.fragment]
+
+    carnet.settings.max_query_results = 3
+    find_documents = "urn:uuid:14d4debf-8f97-4251-9a74-a90016b0af0d"
+    xds_params = [
+        ("$XDSDocumentEntryPatientId", [f"'{patient_cx(1)}'"]),
+        ("$XDSDocumentEntryStatus", ["('urn:oasis:names:tc:ebxml-regrep:StatusType:Approved')"]),
+    ]
+    # Four current documents, one of them masked: over the limit for whoever sees all four.
+    resp = client.get(f"/fhir/DocumentReference?{P1}&status=current")
+    assert resp.status_code == 400 and issues(resp) == [("XDSTooManyResults", "")]
+    assert query(client, find_documents, xds_params).errors[0][0] == "XDSTooManyResults"
+    carnet.pdp = HideMasked()
+    try:
+        assert search(client, f"{P1}&status=current")["total"] == 3
+        answer = query(client, find_documents, xds_params)
+        assert answer.status == "Success" and len(answer.documents) == 3
     finally:
         carnet.pdp = real

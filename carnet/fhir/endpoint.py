@@ -260,7 +260,7 @@ def _search(
     c: FhirCall,
     transaction: str,
     resource_type: str,
-    find: Callable[[Session, Params, int], list[Matched]],
+    find: Callable[[Session, Params], list[Matched]],
     supported: list[str],
     resources_of: Callable[[Session, list[Matched]], Sequence[Resource]],
 ) -> Response:
@@ -271,9 +271,19 @@ def _search(
     enforce(c.ctx.pdp, c.principal, "query", c.event.patient_id)
     page = page_of(params)
     with read_session(c.ctx.engine) as session:
-        found = find(session, params, c.ctx.settings.max_query_results)
+        found = find(session, params)
         params.refuse_unsupported_modifiers(supported)
         matches = _decide_on_results(c, found)
+        limit = c.ctx.settings.max_query_results
+        if len(matches) > limit:
+            # Counted after the policy, as ITI-18: documents the caller cannot see do not count.
+            raise FHIRError.of(
+                400,
+                "too-costly",
+                f"the search matches {len(matches)} {resource_type} resources, more than this server "
+                f"returns ({limit}); narrow it",
+                str(ErrorCode.TOO_MANY_RESULTS),
+            )
         shown = [] if params.one("_summary") == "count" else matches[page.offset : page.offset + page.count]
         resources = list(resources_of(session, shown))
     audit.record(c.ctx.engine, c.event)

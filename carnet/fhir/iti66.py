@@ -173,9 +173,8 @@ def _sorted(matches: list[Match], keys: list[tuple[Callable[[Match], str], bool]
     return out
 
 
-def find(session: Session, params: Params, max_results: int) -> list[Match]:
-    """The SubmissionSets and Folders matching the search, in order; XDSTooManyResults past
-    ``max_results``."""
+def find(session: Session, params: Params) -> list[Match]:
+    """The SubmissionSets and Folders matching the search, in order."""
     kinds = _kinds(params)
     sort_keys = _sort_keys(params)
     pids = patient_ids(session, params)
@@ -213,7 +212,6 @@ def find(session: Session, params: Params, max_results: int) -> list[Match]:
         rows = session.execute(
             select(SS.entry_uuid, SS.fragment, SS.status, SS.patient_id, SS.created_at, SS.submission_time)
             .where(*where)
-            .limit(max_results + 1)
         ).all()
         out += [Match(Hit(r[0], "SubmissionSet", r[1], r[3], r[2]), r[4], r[5] or "") for r in rows]
     # sourceId and source.* are SubmissionSet attributes: a Folder has neither, so matches none.
@@ -233,16 +231,8 @@ def find(session: Session, params: Params, max_results: int) -> list[Match]:
                 FOL.entry_uuid, FOL.fragment, FOL.status, FOL.patient_id, FOL.created_at, FOL.last_update_time
             )
             .where(*where)
-            .limit(max_results + 1)
         ).all()
         out += [Match(Hit(r[0], "Folder", r[1], r[3], r[2]), r[4], r[5] or "") for r in rows]
-    if len(out) > max_results:
-        raise FHIRError.of(
-            400,
-            "too-costly",
-            f"the search matches more than {max_results} Lists; narrow it",
-            str(ErrorCode.TOO_MANY_RESULTS),
-        )
     return _sorted(out, sort_keys)
 
 

@@ -282,8 +282,8 @@ class Match:
     updated: datetime | None
 
 
-def find(session: Session, params: Params, max_results: int) -> list[Match]:
-    """The DocumentEntries matching the search, in order; XDSTooManyResults past ``max_results``."""
+def find(session: Session, params: Params) -> list[Match]:
+    """The DocumentEntries matching the search, in order."""
     pids = patient_ids(session, params)
     if pids is None and not (params.values("_id") or params.values("identifier")):
         raise FHIRError.of(
@@ -297,21 +297,14 @@ def find(session: Session, params: Params, max_results: int) -> list[Match]:
         if not pids:
             return []
         where.insert(0, DE.patient_id.in_(pids))
+    # Every match (as ITI-18): the policy decides on all of them before the result is counted
+    # against the registry's limit, so documents the caller cannot see never make a search too big.
     stmt = (
         select(DE.entry_uuid, DE.fragment, DE.status, DE.patient_id, DE.created_at, DE.updated_at)
         .where(*where)
         .order_by(*order_by(params))
-        .limit(max_results + 1)
     )
-    rows = session.execute(stmt).all()
-    if len(rows) > max_results:
-        raise FHIRError.of(
-            400,
-            "too-costly",
-            f"the search matches more than {max_results} DocumentReferences; narrow it",
-            str(ErrorCode.TOO_MANY_RESULTS),
-        )
-    return [Match(Hit(r[0], "DocumentEntry", r[1], r[3], r[2]), r[4], r[5]) for r in rows]
+    return [Match(Hit(r[0], "DocumentEntry", r[1], r[3], r[2]), r[4], r[5]) for r in session.execute(stmt)]
 
 
 def stored(session: Session, matches: list[Match]) -> list[Stored]:

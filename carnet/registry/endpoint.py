@@ -176,11 +176,12 @@ def handle_iti18(call: Call) -> Reply:
         event.patient_id = request.patient_param()
         enforce(ctx.pdp, call.principal, "query", event.patient_id)
         with read_session(ctx.engine) as session:
-            outcome = iti18.run(session, request, ctx.settings.max_query_results)
+            outcome = iti18.run(session, request)
         if event.patient_id is None and outcome.patient_id is not None:
             event.patient_id = outcome.patient_id
             enforce(ctx.pdp, call.principal, "query", outcome.patient_id)
         outcome.result.filter(lambda hits: ctx.pdp.visible(call.principal, "query", hits))
+        iti18.check_size(outcome, ctx.settings.max_query_results)
         # Which documents the caller was shown: part of the trail the patient reads.
         event.objects += [{"type": "DocumentEntry", "id": h.id} for h in outcome.result.documents]
         body = iti18.render(outcome, request.return_type)

@@ -61,15 +61,9 @@ class QueryOutcome:
     patient_id: str | None
 
 
-def run(session: Session, request: AdhocQuery, max_results: int) -> QueryOutcome:
+def run(session: Session, request: AdhocQuery) -> QueryOutcome:
     query, params = queries.prepare(request.query_id, request.slots)
     result = queries.execute(session, query, params)
-    if len(result) > max_results:
-        raise XDSError.of(
-            ErrorCode.TOO_MANY_RESULTS,
-            f"{query.name} matched {len(result)} objects, more than this registry returns "
-            f"({max_results}); narrow the query",
-        )
     patients = {h.patient_id for h in result.all() if h.patient_id}
     if request.return_type == "LeafClass" and len(patients) > 1 and not query.patient_scoped:
         raise XDSError.of(
@@ -78,6 +72,17 @@ def run(session: Session, request: AdhocQuery, max_results: int) -> QueryOutcome
         )
     patient = next(iter(patients)) if len(patients) == 1 else None
     return QueryOutcome(query, result, patient)
+
+
+def check_size(outcome: QueryOutcome, max_results: int) -> None:
+    """XDSTooManyResults past ``max_results`` objects, counted once the policy has left out what the
+    caller may not see: hidden documents neither show nor make a query too big."""
+    if len(outcome.result) > max_results:
+        raise XDSError.of(
+            ErrorCode.TOO_MANY_RESULTS,
+            f"{outcome.query.name} matched {len(outcome.result)} objects, more than this registry "
+            f"returns ({max_results}); narrow the query",
+        )
 
 
 def render(outcome: QueryOutcome, return_type: str, home: str | None = None) -> str:
