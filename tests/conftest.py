@@ -6,9 +6,11 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from flask import Flask
 from sqlalchemy import Engine, text
 
 from carnet.app import Carnet, build, create_app
@@ -90,10 +92,16 @@ def client(carnet: Carnet):  # type: ignore[no-untyped-def]
 @pytest.fixture
 def live_server(carnet: Carnet) -> Iterator[str]:
     """The app on a real socket (waitress), for clients nobody here wrote."""
+    with serving(create_app(carnet.settings, carnet)) as url:
+        yield url
+
+
+@contextmanager
+def serving(app: Flask) -> Iterator[str]:
+    """Serve ``app`` with waitress on a free local port; yields its base URL."""
     from waitress import wasyncore
     from waitress.server import create_server
 
-    app = create_app(carnet.settings, carnet)
     server = create_server(app, host="127.0.0.1", port=0, threads=8)
     stopping = threading.Event()
 
@@ -105,11 +113,13 @@ def live_server(carnet: Carnet) -> Iterator[str]:
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     host, port = server.socket.getsockname()[:2]
-    yield f"http://{host}:{port}"
-    stopping.set()
-    thread.join(timeout=10)
-    server.task_dispatcher.shutdown()
-    wasyncore.close_all(server._map)
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        stopping.set()
+        thread.join(timeout=10)
+        server.task_dispatcher.shutdown()
+        wasyncore.close_all(server._map)
 
 
 @pytest.fixture(scope="session")

@@ -417,3 +417,36 @@ def test_cli_pki_and_token(tmp_path: Path, monkeypatch, authority) -> None:  # t
     # A professional token needs a profession, a patient token a patient.
     assert main(["token", "issue", "--mode", "normal"]) == 2
     assert main(["token", "issue", "--kind", "patient"]) == 2
+
+
+def test_a_repository_alone_presents_the_caller_to_its_registry(engine, tmp_path, authority) -> None:  # type: ignore[no-untyped-def]
+    """XUA propagation: a stand-alone repository sends the ITI-41 caller's assertion with its ITI-42,
+    so the registry (which refuses anonymous requests) decides and audits the submission as the
+    caller's. (Both share the database here: the repository's own decision needs the dossier.)"""
+    from carnet.app import build, create_app
+    from carnet.dmp.api import DMP
+    from tests.builders import Doc, provide_and_register
+    from tests.conftest import serving
+    from tests.dmp import OPERATOR
+    from tests.xds import response_status
+
+    registry = servers(engine, tmp_path / "registry", authority)
+    pid = patient(31)
+    DMP(registry.ctx.engine, registry.ctx.pdp).create(OPERATOR, pid, "patient@example.org")
+    with serving(create_app(registry.settings, registry.ctx)) as url:
+        settings = replace(
+            registry.settings,
+            data_dir=tmp_path / "repository",
+            remote_registry_url=f"{url}/xds/registry",
+            repository_unique_id="1.2.250.1.999.1.1.8",
+        )
+        repository = create_app(settings, build(settings, engine)).test_client()
+        body = provide_and_register(pid, [Doc("Doc1", b"stored here, registered there")])
+        status, answer = post(
+            repository, "/xds/repository", v.ACTION_ITI41, body, saml(authority, claims("810000000031"))
+        )
+        assert status == 200 and response_status(answer) == ("Success", []), etree.tostring(answer)
+    with read_session(engine) as session:
+        rows = session.scalars(select(AuditEventRow).where(AuditEventRow.transaction == "ITI-42")).all()
+    assert [(json.loads(r.principal)["id"], r.outcome) for r in rows] == [("810000000031", 0)]
+    assert all("Assertion" not in r.principal for r in rows)  # the token itself is not in the trail

@@ -239,7 +239,7 @@ def store_and_register(
             if ctx.settings.remote_registry_url:
                 # The remote registry validates and assigns UUIDs; our rows only follow its success.
                 assign_uuids(sub)
-                warnings = register_remote(ctx.settings.remote_registry_url, sub)
+                warnings = register_remote(ctx.settings.remote_registry_url, sub, event.principal.credential)
                 with write_transaction(ctx.engine) as session:
                     record_documents(session, staged)
                     signed.record(session)

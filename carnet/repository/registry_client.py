@@ -1,6 +1,7 @@
 """Forwarding a submission's metadata to a remote Document Registry by ITI-42.
 
-Used when the repository runs alone (CARNET_REMOTE_REGISTRY_URL). The registry's RegistryErrors
+Used when the repository runs alone (CARNET_REMOTE_REGISTRY_URL), on the caller's behalf: the
+caller's XUA assertion goes along (XUA propagation). The registry's RegistryErrors
 come back to the ITI-41 sender unchanged; a registry that cannot be reached is
 XDSRegistryNotAvailable.
 """
@@ -22,10 +23,14 @@ from carnet.xml import UnsafeXMLError, parse, qname
 TIMEOUT_S = 60
 
 
-def register_remote(url: str, sub: Submission) -> list[RegistryError]:
-    """Send ITI-42; return the registry's warnings, raise XDSError with its errors on Failure."""
+def register_remote(url: str, sub: Submission, assertion: str | None = None) -> list[RegistryError]:
+    """Send ITI-42; return the registry's warnings, raise XDSError with its errors on Failure.
+
+    ``assertion``: the ITI-41 caller's XUA assertion, presented to the registry unchanged, so the
+    registry decides and audits the submission as the caller's (without it, as an anonymous one).
+    """
     body = etree.tostring(ebrim.render_submit_objects_request(sub), encoding="unicode")
-    data = envelope(body, v.ACTION_ITI42)
+    data = envelope(body, v.ACTION_ITI42, assertion=assertion)
     if not url.startswith(("http://", "https://")):
         raise XDSError.of(ErrorCode.REGISTRY_NOT_AVAILABLE, f"registry URL {url!r} is not http(s)")
     req = urllib.request.Request(  # noqa: S310 - scheme checked above

@@ -32,6 +32,10 @@ class Principal:
     patient_id: str | None = None
     token_id: str | None = None
     attributes: dict[str, str] = field(default_factory=dict)
+    # The verified SAML assertion as received (XML), so that Carnet calling another actor on the
+    # caller's behalf (a stand-alone repository's ITI-42) presents the caller, as XUA propagates it.
+    # Never written to the audit trail.
+    credential: str | None = field(default=None, repr=False, compare=False)
 
     def describe(self) -> str:
         return f"{self.kind}:{self.id}" + (f" ({self.role})" if self.role else "")

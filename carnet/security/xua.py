@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -81,8 +81,12 @@ def verify(
     now: datetime | None = None,
     check_chain: ChainCheck | None = None,
 ) -> Principal:
-    """The principal the assertion in ``security`` (a wsse:Security element) speaks for."""
-    return read_claims(verified_assertion(security, trust_store, check_chain), window, now).principal()
+    """The principal the assertion in ``security`` (a wsse:Security element) speaks for, carrying the
+    assertion as received (``Principal.credential``) for forwarding."""
+    principal = read_claims(verified_assertion(security, trust_store, check_chain), window, now).principal()
+    # verified_assertion checked the signature over exactly these bytes.
+    received = etree.tostring(next(security.iter(qname(SAML, "Assertion"))), encoding="unicode")
+    return replace(principal, credential=received)
 
 
 def verified_assertion(

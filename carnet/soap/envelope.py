@@ -68,19 +68,23 @@ def read_envelope(data: bytes | etree._Element, http_action: str | None = None) 
     return SOAPRequest(root, children[0], action or http_action, message_id, header)
 
 
-def _header(action: str, relates_to: str | None) -> str:
+def _header(action: str, relates_to: str | None, assertion: str | None = None) -> str:
     relates = f"<wsa:RelatesTo>{escape(relates_to)}</wsa:RelatesTo>" if relates_to else ""
+    security = f'<wsse:Security xmlns:wsse="{WSSE}">{assertion}</wsse:Security>' if assertion else ""
     return (
         f'<soap:Header><wsa:Action soap:mustUnderstand="1">{escape(action)}</wsa:Action>'
         f"<wsa:MessageID>urn:uuid:{uuid.uuid4()}</wsa:MessageID>{relates}"
-        f"<wsa:To>http://www.w3.org/2005/08/addressing/anonymous</wsa:To></soap:Header>"
+        f"<wsa:To>http://www.w3.org/2005/08/addressing/anonymous</wsa:To>{security}</soap:Header>"
     )
 
 
-def envelope(body_xml: str, action: str, relates_to: str | None = None) -> bytes:
+def envelope(
+    body_xml: str, action: str, relates_to: str | None = None, assertion: str | None = None
+) -> bytes:
+    """A SOAP 1.2 envelope with WS-Addressing, and the SAML ``assertion`` (XML) in WS-Security."""
     return (
         f'<?xml version="1.0" encoding="UTF-8"?><soap:Envelope xmlns:soap="{v.SOAP12}" xmlns:wsa="{v.WSA}">'
-        f"{_header(action, relates_to)}<soap:Body>{body_xml}</soap:Body></soap:Envelope>"
+        f"{_header(action, relates_to, assertion)}<soap:Body>{body_xml}</soap:Body></soap:Envelope>"
     ).encode()
 
 
