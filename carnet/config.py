@@ -55,6 +55,8 @@ class Settings:
     jwt_audience: str | None = None
     # Oldest accepted token (the DMP's VIHF often carries no NotOnOrAfter).
     token_max_age: int = 7200
+    # Every XUA assertion accepted once (carnet.security.replay); otherwise only OneTimeUse ones.
+    xua_single_use: bool = False
     # The matrice d'habilitations; None: the seed shipped in carnet/security/.
     dmp_matrix: Path | None = None
     # Audit records shipped by syslog (RFC 5424): udp://host:port or tls://host:port.
@@ -94,6 +96,7 @@ class Settings:
         s.affinity_domain_oid = env.get("CARNET_AFFINITY_DOMAIN_OID") or None
         s.accept_any_patient = _flag("CARNET_ACCEPT_ANY_PATIENT")
         s.allow_anonymous = _flag("CARNET_ALLOW_ANONYMOUS")
+        s.xua_single_use = _flag("CARNET_XUA_SINGLE_USE")
         s.remote_registry_url = env.get("CARNET_REMOTE_REGISTRY_URL") or None
         if "CARNET_MAX_REQUEST_BYTES" in env:
             s.max_request_bytes = int(env["CARNET_MAX_REQUEST_BYTES"])

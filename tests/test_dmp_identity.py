@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from lxml import etree
 from sqlalchemy import select
 
-from carnet.db import read_session
+from carnet.db import read_session, write_transaction
 from carnet.registry.schema import AuditEventRow
 from carnet.security import identity, pki, vihf, xua
 from carnet.security import jwt as bearer
@@ -237,6 +237,41 @@ def test_no_token_is_refused_unless_anonymous_is_allowed(env, authority) -> None
     # The development server on the same database answers the same request as anonymous.
     status, body = post(env.admin, "/xds/registry", v.ACTION_ITI18, find_body())
     assert status == 200 and body.get("status", "").endswith("Success")
+
+
+def test_one_time_use_assertions_are_accepted_once(env, authority) -> None:  # type: ignore[no-untyped-def]
+    """saml:OneTimeUse is honoured (the replay cache, carnet.security.replay); other assertions are
+    bearer tokens reusable within their validity, unless CARNET_XUA_SINGLE_USE makes all single-use."""
+    once = saml(authority, replace(claims(), one_time_use=True))
+    assert b"OneTimeUse" in once
+    assert post(env.client, "/xds/registry", v.ACTION_ITI18, find_body(), once)[0] == 200
+    status, body = post(env.client, "/xds/registry", v.ACTION_ITI18, find_body(), once)
+    assert status == 401 and fault_of(body)[0] == vihf.INVALID_SECURITY
+    assert "already presented" in fault_of(body)[1]
+    assert "already presented" in (refusals(env)[-1].detail or "")  # the replay attempt is audited
+    reusable = saml(authority, claims())
+    for _ in range(2):
+        assert post(env.client, "/xds/registry", v.ACTION_ITI18, find_body(), reusable)[0] == 200
+
+
+def test_every_assertion_is_single_use_when_configured(engine, tmp_path, authority) -> None:  # type: ignore[no-untyped-def]
+    from carnet.security.replay import AssertionUseRow
+
+    env = servers(engine, tmp_path / "data", authority, xua_single_use=True)
+    # A remembered assertion that can no longer be accepted anyway is forgotten at the next use.
+    with write_transaction(env.ctx.engine) as session:
+        session.add(
+            AssertionUseRow(issuer="x", assertion_id="_old", expires_at=datetime.now(UTC) - timedelta(1))
+        )
+    token = saml(authority, claims())
+    assert post(env.client, "/xds/registry", v.ACTION_ITI18, find_body(), token)[0] == 200
+    assert post(env.client, "/xds/registry", v.ACTION_ITI18, find_body(), token)[0] == 401
+    with read_session(env.ctx.engine) as session:
+        kept = session.scalars(select(AssertionUseRow)).all()
+    assert [r.assertion_id for r in kept] == [xua.read_claims(etree.fromstring(token), xua.Window()).token_id]
+    # Its memory lasts as long as the assertion could be accepted: its NotOnOrAfter here (1 h).
+    expires = kept[0].expires_at if kept[0].expires_at.tzinfo else kept[0].expires_at.replace(tzinfo=UTC)
+    assert timedelta(minutes=55) < expires - datetime.now(UTC) < timedelta(hours=1, minutes=6)
 
 
 def test_verification_ignores_the_envelope_around_the_assertion(authority) -> None:

@@ -224,4 +224,5 @@ class AuditEventRow(Base):
 # The DMP's own tables share this metadata (one Alembic environment); imported last because they
 # build on Base and the column types above.
 from carnet.dmp import models as _dmp_models  # noqa: E402,F401
+from carnet.security import replay as _xua_replay  # noqa: E402,F401 - the XUA replay cache
 from carnet.signature import records as _signature_records  # noqa: E402,F401 - verified signatures

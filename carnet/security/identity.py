@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from werkzeug.datastructures import Headers
 
-from carnet.security import audit, xua
+from carnet.security import audit, replay, xua
 from carnet.security import jwt as bearer
 from carnet.security.pki import TrustError, load_public_keys
 from carnet.security.principal import ANONYMOUS, Principal
@@ -84,6 +84,7 @@ def resolve_soap(ctx: Carnet, soap: SOAPRequest) -> Principal:
                 trust_store,
                 xua.Window(max_age=timedelta(seconds=ctx.settings.token_max_age)),
                 check_chain=trust.validate if trust is not None else None,
+                replay=lambda claims: replay.check(ctx.engine, claims, ctx.settings.xua_single_use),
             )
         except TokenError as exc:
             _audit_refusal(ctx, "XUA", exc.reason, _remote_addr())

@@ -11,6 +11,7 @@ alike.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Literal
 
 from carnet.dmp.ids import canonical
@@ -129,6 +130,10 @@ class Claims:
     token_id: str | None = None
     issuer: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    # saml:Conditions/saml:OneTimeUse (carnet.security.replay), and when the token stops being
+    # acceptable (its NotOnOrAfter, or its IssueInstant plus the server's maximum age).
+    one_time_use: bool = False
+    expires_at: datetime | None = None
 
     def principal(self) -> Principal:
         """Check what the DMP requires of this token and make it the request's Principal."""

@@ -80,10 +80,15 @@ def verify(
     window: Window,
     now: datetime | None = None,
     check_chain: ChainCheck | None = None,
+    replay: Callable[[Claims], None] | None = None,
 ) -> Principal:
     """The principal the assertion in ``security`` (a wsse:Security element) speaks for, carrying the
-    assertion as received (``Principal.credential``) for forwarding."""
-    principal = read_claims(verified_assertion(security, trust_store, check_chain), window, now).principal()
+    assertion as received (``Principal.credential``) for forwarding. ``replay`` sees the claims of
+    every assertion that passed the other checks, and raises TokenError to refuse a replayed one."""
+    claims = read_claims(verified_assertion(security, trust_store, check_chain), window, now)
+    principal = claims.principal()
+    if replay is not None:
+        replay(claims)
     # verified_assertion checked the signature over exactly these bytes.
     received = etree.tostring(next(security.iter(qname(SAML, "Assertion"))), encoding="unicode")
     return replace(principal, credential=received)
@@ -223,6 +228,11 @@ def read_claims(assertion: etree._Element, window: Window, now: datetime | None 
     if not_after is not None and not_after <= now - window.skew:
         raise TokenError(f"the assertion expired at {_iso(not_after)}")
     # The DMP leaves Conditions empty, so the age of the assertion is bounded here.
+    # The last moment this assertion is acceptable: what a replay cache must remember it for.
+    expires_at = issued + window.max_age + window.skew
+    if not_after is not None:
+        expires_at = min(expires_at, not_after + window.skew)
+    one_time_use = conditions is not None and conditions.find(qname(SAML, "OneTimeUse")) is not None
     if issued < now - window.max_age - window.skew:
         raise TokenError(
             f"the assertion was issued at {assertion.get('IssueInstant')}, more than "
@@ -275,6 +285,8 @@ def read_claims(assertion: etree._Element, window: Window, now: datetime | None 
         token_id=assertion.get("ID"),
         issuer=(issuer.text or "").strip() if issuer is not None else None,
         extra=extra,
+        one_time_use=one_time_use,
+        expires_at=expires_at,
     )
 
 
@@ -318,7 +330,11 @@ def issue(signer: Signer, claims: Claims, validity: timedelta, now: datetime | N
     name_id = etree.SubElement(subject, qname(SAML, "NameID"))
     name_id.text = claims.subject
     etree.SubElement(subject, qname(SAML, "SubjectConfirmation"), Method=BEARER)
-    etree.SubElement(a, qname(SAML, "Conditions"), NotBefore=_iso(now), NotOnOrAfter=_iso(now + validity))
+    conditions = etree.SubElement(
+        a, qname(SAML, "Conditions"), NotBefore=_iso(now), NotOnOrAfter=_iso(now + validity)
+    )
+    if claims.one_time_use:
+        etree.SubElement(conditions, qname(SAML, "OneTimeUse"))
     authn = etree.SubElement(a, qname(SAML, "AuthnStatement"), AuthnInstant=_iso(now))
     ctx = etree.SubElement(
         etree.SubElement(authn, qname(SAML, "AuthnContext")), qname(SAML, "AuthnContextClassRef")
