@@ -779,3 +779,33 @@ def test_fhir_patch_applies_the_same_visibility_rules(env, authority) -> None:  
     )
     assert again.status_code == 403, again.data
     assert b"LocalPolicyRestrictionError" in again.data or b"forbidden" in again.data
+
+
+def test_td02_and_td03_from_their_wsdl_with_zeep(env, authority) -> None:  # type: ignore[no-untyped-def]
+    """The two DMP services as a SOAP stack nobody here wrote sees them: zeep reads the served WSDL,
+    sends the VIHF assertion in WS-Security and gets the answers as typed (TD0.3) or raw (TD0.2)."""
+    import zeep
+    from zeep.wsa import WsAddressingPlugin
+
+    from carnet.app import create_app
+    from carnet.security import xua
+    from tests.conftest import serving
+
+    security = etree.fromstring(xua.security_header(saml(authority, claims(DOC, patient=PID))))
+    settings = zeep.Settings(forbid_dtd=True, forbid_external=True, xml_huge_tree=False)
+    env.dmp.create(OPERATOR, PID, "patient@example.org")
+    with serving(create_app(env.settings, env.ctx)) as url:
+        habilitations = zeep.Client(
+            f"{url}/dmp/habilitations?wsdl", plugins=[WsAddressingPlugin()], settings=settings
+        )
+        answer = habilitations.service.setAuthorization(action="AJOUT", _soapheaders=[security])
+        assert (answer.status, answer.context) == ("OK", f"authorisation of {DOC} recorded")
+        patients = zeep.Client(f"{url}/dmp/patients?wsdl", plugins=[WsAddressingPlugin()], settings=settings)
+        request = etree.fromstring(td02_request())
+        answer = patients.service.PRPA_IN201307UV02(
+            _value_1=list(request), _attr_1={"ITSVersion": "XML_1.0"}, _soapheaders=[security]
+        )
+        response = etree.Element(f"{{{HL7}}}PRPA_IN201308UV02")
+        response.extend(answer._value_1)
+        assert td02_items(response)["AUTHORIZATION"] == "VALIDE"
+    assert [a.grantee_id for a in env.dmp.authorisations(OPERATOR, PID)] == [DOC]

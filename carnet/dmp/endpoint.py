@@ -86,14 +86,14 @@ soap_endpoint(
     patients_blueprint,
     "/dmp/patients",
     "DMPPatients",
-    [],
+    td02.WSDL,
     [Operation(td02.ACTION, handle_td02, td02.RESPONSE_ACTION)],
 )
 soap_endpoint(
     habilitations_blueprint,
     "/dmp/habilitations",
     "DMPHabilitations",
-    [],
+    td03.WSDL,
     [Operation(td03.ACTION, handle_td03, td03.ACTION + "Response")],
 )
 

@@ -26,6 +26,7 @@ from lxml import etree
 
 from carnet.dmp.api import ExistenceStatus
 from carnet.dmp.ids import oid_and_id
+from carnet.soap.wsdl import Description
 from carnet.xml import qname
 
 HL7 = "urn:hl7-org:v3"
@@ -37,6 +38,25 @@ TEST_EXST = "TEST_EXST"
 # Carnet's local code system for the RG_0310 data items (documented in docs/dmp.md).
 CARNET_DMP_CODES = "1.2.250.1.999.1.5.1"
 DMP_DEVICE = "1.2.250.1.213.4.1.1.1"
+
+
+# The WSDL of the service (GET /dmp/patients?wsdl): the two HL7v3 interactions, their content lax
+# (the server checks it and answers with an HL7v3 acknowledgement rather than a schema fault).
+_LAX = (
+    '<xs:complexType><xs:sequence><xs:any namespace="##any" processContents="lax" minOccurs="0" '
+    'maxOccurs="unbounded"/></xs:sequence><xs:anyAttribute processContents="lax"/></xs:complexType>'
+)
+WSDL = Description(
+    [("PRPA_IN201307UV02", ACTION, "hl7:PRPA_IN201307UV02", "hl7:PRPA_IN201308UV02")],
+    target_namespace=HL7,
+    types=(
+        f'<xs:schema targetNamespace="{HL7}" elementFormDefault="qualified">'
+        f'<xs:element name="PRPA_IN201307UV02">{_LAX}</xs:element>'
+        f'<xs:element name="PRPA_IN201308UV02">{_LAX}</xs:element></xs:schema>'
+    ),
+    namespaces={"hl7": HL7},
+    response_actions={"PRPA_IN201307UV02": RESPONSE_ACTION},
+)
 
 
 class TD02Error(ValueError):
@@ -182,7 +202,7 @@ def render_error(query: ExistenceQuery | None, reason: str, code: str, home_oid:
         "</acknowledgementDetail></acknowledgement>"
         '<controlActProcess classCode="CACT" moodCode="EVN">'
         '<code code="PRPA_TE201308UV02" codeSystem="2.16.840.1.113883.1.6"/>'
-        f'<queryAck>{_ii("queryId", query.query_id if query else ("", ""))}'
+        f"<queryAck>{_ii('queryId', query.query_id if query else ('', ''))}"
         '<queryResponseCode code="AE"/></queryAck>'
         "</controlActProcess></PRPA_IN201308UV02>"
     )

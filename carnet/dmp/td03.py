@@ -22,12 +22,32 @@ from xml.sax.saxutils import escape
 
 from lxml import etree
 
+from carnet.soap.wsdl import Description
 from carnet.xml import qname
 
 NS = "urn:si-dmp-habilitations"
 ACTION = "urn:si-dmp-habilitations:HabilitationsEndPoint:setAuthorization"
 ACTIONS = ("AJOUT", "SUPPRESSION")
 ROLES = ("MEDECIN_TRAITANT",)
+
+
+# The WSDL of the service (GET /dmp/habilitations?wsdl).
+WSDL = Description(
+    [("setAuthorization", ACTION, "hab:setAuthorization", "hab:setAuthorizationResponse")],
+    target_namespace=NS,
+    types=(
+        f'<xs:schema targetNamespace="{NS}" elementFormDefault="qualified">'
+        '<xs:element name="setAuthorization"><xs:complexType><xs:sequence>'
+        '<xs:element name="action" type="xs:string"/>'
+        '<xs:element name="role" type="xs:string" minOccurs="0"/>'
+        '<xs:element name="patientId" type="xs:string" minOccurs="0"/>'
+        "</xs:sequence></xs:complexType></xs:element>"
+        '<xs:element name="setAuthorizationResponse"><xs:complexType><xs:sequence>'
+        '<xs:element name="status" type="xs:string"/><xs:element name="context" type="xs:string"/>'
+        "</xs:sequence></xs:complexType></xs:element></xs:schema>"
+    ),
+    namespaces={"hab": NS},
+)
 
 
 class TD03Error(ValueError):

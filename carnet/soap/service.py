@@ -91,7 +91,7 @@ def soap_endpoint(
     bp: Blueprint,
     rule: str,
     service: str,
-    wsdl_operations: list[tuple[str, str, str, str]],
+    description: wsdl.Description,
     operations: list[Operation],
 ) -> None:
     by_action = {op.action: op for op in operations}
@@ -99,7 +99,7 @@ def soap_endpoint(
     def view() -> Response:
         if request.method == "GET":
             if "wsdl" in {k.lower() for k in request.args}:
-                return _wsdl(service, wsdl_operations)
+                return _wsdl(service, description)
             return Response(
                 "POST SOAP 1.2 requests here; GET ?wsdl for the service description\n", mimetype="text/plain"
             )
@@ -158,6 +158,6 @@ def _respond(reply: Reply, action: str, relates: str | None) -> Response:
     return Response(stream(), content_type=ctype, direct_passthrough=True)
 
 
-def _wsdl(service: str, operations: list[tuple[str, str, str, str]]) -> Response:
+def _wsdl(service: str, description: wsdl.Description) -> Response:
     # The address in the WSDL is the endpoint the client asked for.
-    return Response(wsdl.render(service, operations, request.base_url), mimetype="text/xml")
+    return Response(wsdl.render(service, description, request.base_url), mimetype="text/xml")

@@ -1,13 +1,15 @@
-"""WSDL 1.1 descriptions of the registry and repository services (SOAP 1.2, document/literal).
+"""WSDL 1.1 descriptions of Carnet's SOAP services (SOAP 1.2, document/literal): the XDS.b registry
+and repository, and the DMP's TD0.2 (existence test) and TD0.3 (setAuthorization).
 
-Written for Carnet: the message elements keep the IHE/OASIS names and namespaces, so standard
-clients (zeep, CXF, .NET) bind to them, while ebRIM registry objects are typed as lax ``xs:any``
-content — the server validates them itself and returns precise IHE error codes, which a schema
-fault could not. Both WSDLs share the type section below.
+Written for Carnet: the message elements keep the IHE/OASIS/HL7/DMP names and namespaces, so
+standard clients (zeep, CXF, .NET) bind to them, while ebRIM registry objects and HL7v3 message
+contents are typed as lax ``xs:any`` — the server validates them itself and returns precise error
+codes, which a schema fault could not. The two XDS WSDLs share one type section.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from xml.sax.saxutils import quoteattr
 
 from carnet.xds import vocabulary as v
@@ -111,32 +113,61 @@ _TYPES = f"""
 """
 
 # (operation name, SOAP action, request element, response element)
-REGISTRY = [
-    ("RegistryStoredQuery", v.ACTION_ITI18, "query:AdhocQueryRequest", "query:AdhocQueryResponse"),
-    ("RegisterDocumentSet-b", v.ACTION_ITI42, "lcm:SubmitObjectsRequest", "rs:RegistryResponse"),
-    ("UpdateDocumentSet", v.ACTION_ITI57, "lcm:SubmitObjectsRequest", "rs:RegistryResponse"),
-    ("DeleteDocumentSet", v.ACTION_ITI62, "lcm:RemoveObjectsRequest", "rs:RegistryResponse"),
-]
-REPOSITORY = [
-    (
-        "ProvideAndRegisterDocumentSet-b",
-        v.ACTION_ITI41,
-        "xdsb:ProvideAndRegisterDocumentSetRequest",
-        "rs:RegistryResponse",
-    ),
-    (
-        "RetrieveDocumentSet",
-        v.ACTION_ITI43,
-        "xdsb:RetrieveDocumentSetRequest",
-        "xdsb:RetrieveDocumentSetResponse",
-    ),
-    ("RemoveDocuments", v.ACTION_ITI86, "rmd:RemoveDocumentsRequest", "rs:RegistryResponse"),
-]
+Operations = list[tuple[str, str, str, str]]
+
+_XDS_NAMESPACES = {
+    "xdsb": v.XDSB,
+    "rim": v.RIM,
+    "rs": v.RS,
+    "lcm": v.LCM,
+    "query": v.QUERY,
+    "rmd": v.RMD,
+}
 
 
-def render(service: str, operations: list[tuple[str, str, str, str]], location: str) -> str:
+@dataclass(frozen=True)
+class Description:
+    """One service's WSDL: its operations, the schemas of their messages and the prefixes used."""
+
+    operations: Operations
+    target_namespace: str = v.XDSB
+    types: str = _TYPES
+    namespaces: dict[str, str] = field(default_factory=lambda: dict(_XDS_NAMESPACES))
+    # Output WS-Addressing actions that are not "<input action>Response" (HL7v3 names the answer).
+    response_actions: dict[str, str] = field(default_factory=dict)
+
+
+REGISTRY = Description(
+    [
+        ("RegistryStoredQuery", v.ACTION_ITI18, "query:AdhocQueryRequest", "query:AdhocQueryResponse"),
+        ("RegisterDocumentSet-b", v.ACTION_ITI42, "lcm:SubmitObjectsRequest", "rs:RegistryResponse"),
+        ("UpdateDocumentSet", v.ACTION_ITI57, "lcm:SubmitObjectsRequest", "rs:RegistryResponse"),
+        ("DeleteDocumentSet", v.ACTION_ITI62, "lcm:RemoveObjectsRequest", "rs:RegistryResponse"),
+    ]
+)
+REPOSITORY = Description(
+    [
+        (
+            "ProvideAndRegisterDocumentSet-b",
+            v.ACTION_ITI41,
+            "xdsb:ProvideAndRegisterDocumentSetRequest",
+            "rs:RegistryResponse",
+        ),
+        (
+            "RetrieveDocumentSet",
+            v.ACTION_ITI43,
+            "xdsb:RetrieveDocumentSetRequest",
+            "xdsb:RetrieveDocumentSetResponse",
+        ),
+        ("RemoveDocuments", v.ACTION_ITI86, "rmd:RemoveDocumentsRequest", "rs:RegistryResponse"),
+    ]
+)
+
+
+def render(service: str, description: Description, location: str) -> str:
     messages, port_ops, binding_ops = [], [], []
-    for name, action, req, resp in operations:
+    for name, action, req, resp in description.operations:
+        response_action = description.response_actions.get(name, f"{action}Response")
         messages.append(
             f'<wsdl:message name="{name}_Message"><wsdl:part name="body" element="{req}"/></wsdl:message>'
             f'<wsdl:message name="{name}Response_Message">'
@@ -145,7 +176,7 @@ def render(service: str, operations: list[tuple[str, str, str, str]], location: 
         port_ops.append(
             f'<wsdl:operation name="{name}">'
             f'<wsdl:input message="tns:{name}_Message" wsaw:Action="{action}"/>'
-            f'<wsdl:output message="tns:{name}Response_Message" wsaw:Action="{action}Response"/>'
+            f'<wsdl:output message="tns:{name}Response_Message" wsaw:Action="{response_action}"/>'
             f"</wsdl:operation>"
         )
         binding_ops.append(
@@ -153,12 +184,14 @@ def render(service: str, operations: list[tuple[str, str, str, str]], location: 
             f'<wsdl:input><soap12:body use="literal"/></wsdl:input>'
             f'<wsdl:output><soap12:body use="literal"/></wsdl:output></wsdl:operation>'
         )
+    tns = description.target_namespace
+    prefixes = " ".join(f'xmlns:{prefix}="{uri}"' for prefix, uri in description.namespaces.items())
     return f"""<?xml version="1.0" encoding="UTF-8"?>
-<wsdl:definitions name="{service}" targetNamespace="{v.XDSB}" xmlns:tns="{v.XDSB}" xmlns:xdsb="{v.XDSB}"
+<wsdl:definitions name="{service}" targetNamespace="{tns}" xmlns:tns="{tns}"
     xmlns:wsdl="http://schemas.xmlsoap.org/wsdl/" xmlns:soap12="http://schemas.xmlsoap.org/wsdl/soap12/"
     xmlns:wsaw="http://www.w3.org/2006/05/addressing/wsdl" xmlns:xs="http://www.w3.org/2001/XMLSchema"
-    xmlns:rim="{v.RIM}" xmlns:rs="{v.RS}" xmlns:lcm="{v.LCM}" xmlns:query="{v.QUERY}" xmlns:rmd="{v.RMD}">
-<wsdl:types>{_TYPES}</wsdl:types>
+    {prefixes}>
+<wsdl:types>{description.types}</wsdl:types>
 {"".join(messages)}
 <wsdl:portType name="{service}_PortType">{"".join(port_ops)}</wsdl:portType>
 <wsdl:binding name="{service}_Binding_Soap12" type="tns:{service}_PortType">
