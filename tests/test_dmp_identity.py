@@ -455,19 +455,23 @@ def test_cli_pki_and_token(tmp_path: Path, monkeypatch, authority) -> None:  # t
 
 
 def test_a_repository_alone_presents_the_caller_to_its_registry(engine, tmp_path, authority) -> None:  # type: ignore[no-untyped-def]
-    """XUA propagation: a stand-alone repository sends the ITI-41 caller's assertion with its ITI-42,
-    so the registry (which refuses anonymous requests) decides and audits the submission as the
-    caller's. (Both share the database here: the repository's own decision needs the dossier.)"""
+    """XUA propagation in a split deployment: a stand-alone repository (its own database, no
+    dossiers) sends the ITI-41 caller's assertion with its ITI-42, and the registry, which holds the
+    dossiers and refuses anonymous requests, decides and audits the submission as the caller's."""
     from carnet.app import build, create_app
+    from carnet.db import make_engine
     from carnet.dmp.api import DMP
+    from carnet.registry.schema import StoredDocumentRow
     from tests.builders import Doc, provide_and_register
     from tests.conftest import serving
     from tests.dmp import OPERATOR
     from tests.xds import response_status
 
     registry = servers(engine, tmp_path / "registry", authority)
-    pid = patient(31)
+    pid, no_dmp = patient(31), patient(32)
     DMP(registry.ctx.engine, registry.ctx.pdp).create(OPERATOR, pid, "patient@example.org")
+    repository_engine = make_engine(f"sqlite:///{tmp_path / 'repository.sqlite3'}")
+    token = saml(authority, claims("810000000031"))
     with serving(create_app(registry.settings, registry.ctx)) as url:
         settings = replace(
             registry.settings,
@@ -475,13 +479,22 @@ def test_a_repository_alone_presents_the_caller_to_its_registry(engine, tmp_path
             remote_registry_url=f"{url}/xds/registry",
             repository_unique_id="1.2.250.1.999.1.1.8",
         )
-        repository = create_app(settings, build(settings, engine)).test_client()
+        repository = create_app(settings, build(settings, repository_engine)).test_client()
         body = provide_and_register(pid, [Doc("Doc1", b"stored here, registered there")])
-        status, answer = post(
-            repository, "/xds/repository", v.ACTION_ITI41, body, saml(authority, claims("810000000031"))
-        )
+        status, answer = post(repository, "/xds/repository", v.ACTION_ITI41, body, token)
         assert status == 200 and response_status(answer) == ("Success", []), etree.tostring(answer)
+        # The registry's refusal (no DMP for this patient) is the caller's answer; nothing kept here.
+        body = provide_and_register(no_dmp, [Doc("Doc2", b"refused there")])
+        status, answer = post(repository, "/xds/repository", v.ACTION_ITI41, body, token)
+        assert [e[0] for e in response_status(answer)[1]] == ["LocalPolicyRestrictionError"]
+        assert "has no DMP" in response_status(answer)[1][0][1]
+    with read_session(repository_engine) as session:
+        assert session.scalars(select(StoredDocumentRow.unique_id)).all() != []
+        assert len(session.scalars(select(StoredDocumentRow)).all()) == 1
     with read_session(engine) as session:
         rows = session.scalars(select(AuditEventRow).where(AuditEventRow.transaction == "ITI-42")).all()
-    assert [(json.loads(r.principal)["id"], r.outcome) for r in rows] == [("810000000031", 0)]
+    assert [(json.loads(r.principal)["id"], r.outcome) for r in rows] == [
+        ("810000000031", 0),
+        ("810000000031", 8),
+    ]
     assert all("Assertion" not in r.principal for r in rows)  # the token itself is not in the trail

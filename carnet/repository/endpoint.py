@@ -40,7 +40,10 @@ def handle_iti41(call: Call) -> Reply:
         sub = req.submission
         event.patient_id = sub.submission_set.patient_id if sub.submission_set else None
         event.objects = submission_audit_objects(sub)
-        enforce(ctx.pdp, call.principal, "submit", event.patient_id)
+        if not (ctx.settings.remote_registry_url and call.principal.credential):
+            enforce(ctx.pdp, call.principal, "submit", event.patient_id)
+        # else the registry holds the dossiers and decides, on the caller's own assertion sent with
+        # the ITI-42; its refusal stops the submission before a byte is kept here.
         pairs = iti41.check_documents(req, ctx.settings.repository_unique_id)
         warnings = iti41.store_and_register(ctx, sub, pairs, event)
         return Reply(response.registry_response(warnings))
