@@ -462,7 +462,7 @@ def test_a_repository_alone_presents_the_caller_to_its_registry(engine, tmp_path
     from carnet.db import make_engine
     from carnet.dmp.api import DMP
     from carnet.registry.schema import StoredDocumentRow
-    from tests.builders import Doc, provide_and_register
+    from tests.builders import Doc, provide_and_register, retrieve_request
     from tests.conftest import serving
     from tests.dmp import OPERATOR
     from tests.xds import response_status
@@ -480,7 +480,8 @@ def test_a_repository_alone_presents_the_caller_to_its_registry(engine, tmp_path
             repository_unique_id="1.2.250.1.999.1.1.8",
         )
         repository = create_app(settings, build(settings, repository_engine)).test_client()
-        body = provide_and_register(pid, [Doc("Doc1", b"stored here, registered there")])
+        doc1 = Doc("Doc1", b"stored here, registered there")
+        body = provide_and_register(pid, [doc1])
         status, answer = post(repository, "/xds/repository", v.ACTION_ITI41, body, token)
         assert status == 200 and response_status(answer) == ("Success", []), etree.tostring(answer)
         # The registry's refusal (no DMP for this patient) is the caller's answer; nothing kept here.
@@ -488,6 +489,25 @@ def test_a_repository_alone_presents_the_caller_to_its_registry(engine, tmp_path
         status, answer = post(repository, "/xds/repository", v.ACTION_ITI41, body, token)
         assert [e[0] for e in response_status(answer)[1]] == ["LocalPolicyRestrictionError"]
         assert "has no DMP" in response_status(answer)[1][0][1]
+        # Retrieve: the registry, asked as the caller, says which documents they may see.
+        stored_doc = [(settings.repository_unique_id, doc1.unique_id)]
+        status, answer = post(
+            repository, "/xds/repository", v.ACTION_ITI43, retrieve_request(stored_doc), token
+        )
+        assert [e[0] for e in response_status(answer)[1]] == [
+            "LocalPolicyRestrictionError"
+        ]  # no authorisation
+        DMP(registry.ctx.engine, registry.ctx.pdp).authorize(OPERATOR, pid, "professional", "810000000031")
+        status, answer = post(
+            repository, "/xds/repository", v.ACTION_ITI43, retrieve_request(stored_doc), token
+        )
+        assert response_status(answer) == ("Success", [])
+        stranger = saml(authority, claims("810000000099"))
+        status, answer = post(
+            repository, "/xds/repository", v.ACTION_ITI43, retrieve_request(stored_doc), stranger
+        )
+        assert response_status(answer)[0] == "Failure"
+        assert [e[0] for e in response_status(answer)[1]] == ["LocalPolicyRestrictionError"]
     with read_session(repository_engine) as session:
         assert session.scalars(select(StoredDocumentRow.unique_id)).all() != []
         assert len(session.scalars(select(StoredDocumentRow)).all()) == 1

@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from carnet.db import read_session, write_transaction
 from carnet.registry.endpoint import db_errors, submission_audit_objects
-from carnet.repository import iti41, iti43, iti86
+from carnet.repository import iti41, iti43, iti86, registry_client
 from carnet.security import audit
 from carnet.security.policy import AccessDenied, document_refusals, enforce, errors_of
 from carnet.soap import wsdl
@@ -64,9 +64,18 @@ def handle_iti43(call: Call) -> Reply:
             found, errors = iti43.lookup(session, requests, ctx.settings.repository_unique_id)
         event.patient_id = found[0].patient_id if found else None
         # Decided per document: a refused one gets its own RegistryError, the others are served.
-        refused = document_refusals(
-            ctx.pdp, call.principal, "retrieve", [(f.patient_id, f.stored.unique_id) for f in found]
-        )
+        if ctx.settings.remote_registry_url and call.principal.credential:
+            # Alone, the repository has neither dossiers nor the documents' metadata: the registry
+            # says, answering the caller's own query, which documents the caller may see.
+            refused = registry_client.retrieve_refusals(
+                ctx.settings.remote_registry_url,
+                [f.stored.unique_id for f in found],
+                call.principal.credential,
+            )
+        else:
+            refused = document_refusals(
+                ctx.pdp, call.principal, "retrieve", [(f.patient_id, f.stored.unique_id) for f in found]
+            )
         errors += refused
         found = [f for f in found if f.stored.unique_id not in {e.location for e in refused}]
         event.objects = [
