@@ -27,6 +27,7 @@ See bench/README.md for what each number means and the latest results.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import http.client
 import json
@@ -141,8 +142,9 @@ def reset_postgres(url: str) -> None:
 
 
 class Server:
-    def __init__(self, backend: str, workdir: Path, pg_url: str, threads: int):
+    def __init__(self, backend: str, workdir: Path, pg_url: str, threads: int, workers: int = 1):
         self.backend = backend
+        self.workers = workers
         self.workdir = workdir
         self.data_dir = workdir / "data"
         self.pg_url = pg_url
@@ -168,7 +170,7 @@ class Server:
             env["CARNET_DATABASE_URL"] = self.pg_url
         cmd = [
             sys.executable, "-m", "carnet.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port),
-            "--data-dir", str(self.data_dir), "--threads", str(self.threads),
+            "--data-dir", str(self.data_dir), "--threads", str(self.threads), "--workers", str(self.workers),
         ]  # fmt: skip
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT)
@@ -200,30 +202,52 @@ class Server:
         except OSError:
             return ""
 
-    def _status_kib(self, key: str) -> int:
-        with open(f"/proc/{self.pid}/status") as f:
-            for line in f:
-                if line.startswith(key):
-                    return int(line.split()[1])
+    def processes(self) -> list[int]:
+        """The server process and, with --server-workers, its worker processes."""
+        pids = [self.pid]
+        for entry in os.scandir("/proc"):
+            if entry.name.isdigit():
+                try:
+                    with open(f"/proc/{entry.name}/stat") as f:
+                        if int(f.read().rsplit(")", 1)[1].split()[1]) == self.pid:
+                            pids.append(int(entry.name))
+                except (OSError, ValueError, IndexError):
+                    pass
+        return pids
+
+    def _status_kib(self, key: str, pid: int | None = None) -> int:
+        try:
+            with open(f"/proc/{pid or self.pid}/status") as f:
+                for line in f:
+                    if line.startswith(key):
+                        return int(line.split()[1])
+        except OSError:
+            pass
         return 0
 
     def rss(self) -> int:
-        return self._status_kib("VmRSS:") * 1024
+        return sum(self._status_kib("VmRSS:", p) for p in self.processes()) * 1024
 
     def hwm(self) -> int:
-        return self._status_kib("VmHWM:") * 1024
+        # With workers, the peak of the one that took the big document is what matters: the largest.
+        return max(self._status_kib("VmHWM:", p) for p in self.processes()) * 1024
 
     def reset_hwm(self) -> bool:
-        """Reset the kernel's peak-RSS mark (VmHWM) of the server process (Linux >= 4.0)."""
+        """Reset the kernel's peak-RSS mark (VmHWM) of the server processes (Linux >= 4.0)."""
         try:
-            with open(f"/proc/{self.pid}/clear_refs", "w") as f:
-                f.write("5")
+            for pid in self.processes():
+                with open(f"/proc/{pid}/clear_refs", "w") as f:
+                    f.write("5")
             return True
         except OSError:
             return False
 
     def cpu_seconds(self) -> float:
-        return proc_cpu(self.pid)
+        total = 0.0
+        for pid in self.processes():
+            with contextlib.suppress(OSError):  # a worker that just exited
+                total += proc_cpu(pid)
+        return total
 
     def pg_setting(self, name: str) -> str:
         import psycopg
@@ -782,6 +806,7 @@ class Config:
     pg_url: str
     quick: bool
     pg_analyze: str = "auto"
+    server_workers: int = 1
 
 
 @dataclass
@@ -1410,7 +1435,8 @@ def summary(res: dict[str, Any]) -> str:
     out = [
         f"Carnet XDS.b benchmark - backend {cfg['backend']}, "
         f"{res['load']['document_entries']} DocumentEntries, "
-        f"{cfg['patients']} patients, {cfg['clients']} clients, server {cfg['server_threads']} threads",
+        f"{cfg['patients']} patients, {cfg['clients']} clients, server {cfg['server_threads']} threads"
+        f" x {cfg.get('server_workers', 1)} process(es)",
         f"machine: {res['machine']['cpus']} CPUs, load average at start {res['machine']['loadavg_start']}, "
         f"Python {res['machine']['python']}, git {res['machine']['git']}",
         "",
@@ -1558,6 +1584,12 @@ def parse_args(argv: list[str] | None) -> tuple[Config, argparse.Namespace]:
     ap.add_argument("--sample-every", type=int, help="keep the bytes of every Nth submission (default 50)")
     ap.add_argument("--seed", type=int, default=20240601)
     ap.add_argument("--server-threads", type=int, default=8, help="waitress threads (carnet serve --threads)")
+    ap.add_argument(
+        "--server-workers",
+        type=int,
+        default=1,
+        help="server processes (carnet serve --workers; PostgreSQL); CPU and RSS are summed over them",
+    )
     ap.add_argument("--pg-url", default=DEFAULT_PG_URL, help="benchmark database; DROPPED and recreated")
     ap.add_argument(
         "--pg-analyze",
@@ -1589,6 +1621,7 @@ def parse_args(argv: list[str] | None) -> tuple[Config, argparse.Namespace]:
         pg_url=a.pg_url,
         quick=quick,
         pg_analyze=a.pg_analyze,
+        server_workers=a.server_workers,
     )
     if cfg.entries % cfg.docs_per_submission:
         ap.error("--entries must be even (2 DocumentEntries per submission)")
@@ -1601,7 +1634,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     spool = workdir / "client-spool"
     spool.mkdir(exist_ok=True)
-    server = Server(cfg.backend, workdir, cfg.pg_url, cfg.server_threads)
+    server = Server(cfg.backend, workdir, cfg.pg_url, cfg.server_threads, cfg.server_workers)
     results: dict[str, Any] = {
         "config": cfg.__dict__ | {"pg_url": cfg.pg_url if cfg.backend == "postgresql" else None},
         "machine": {

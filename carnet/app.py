@@ -7,6 +7,7 @@ blueprint per surface.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 from flask import Flask, Response, jsonify
@@ -37,12 +38,16 @@ class Carnet:
         self.signatures = Signatures.from_settings(self.settings)
 
 
-def build(settings: Settings, engine: Engine | None = None) -> Carnet:
+def build(settings: Settings, engine: Engine | None = None, startup: bool = True) -> Carnet:
+    """The server's parts. ``startup``: migrate the database and recover interrupted blob publishes —
+    once per deployment start; a worker process forked after that passes False (recovering then
+    would delete the files other workers are staging)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = engine or make_engine(settings.db_url)
-    upgrade(engine)
     blobs = BlobStore(settings.blob_dir)
-    blobs.recover(engine)
+    if startup:
+        upgrade(engine)
+        blobs.recover(engine)
     # The DMP's rules are the policy (docs/dmp.md); a bad matrix file stops start-up here.
     pdp = DMPPolicy(engine, Matrix.load(settings.dmp_matrix), settings.allow_anonymous)
     if settings.syslog_url:
@@ -88,7 +93,10 @@ def create_app(settings: Settings | None = None, carnet: Carnet | None = None) -
         with carnet.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
         return jsonify(
-            status="ok", database=carnet.engine.dialect.name, repositoryUniqueId=settings.repository_unique_id
+            status="ok",
+            database=carnet.engine.dialect.name,
+            repositoryUniqueId=settings.repository_unique_id,
+            pid=os.getpid(),  # which worker process answered (carnet serve --workers)
         )
 
     return app

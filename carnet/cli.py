@@ -1,6 +1,6 @@
 """The `carnet` command: a thin client of the same public API the server uses.
 
-carnet serve --host H --port P --data-dir DIR [--mllp-port N]
+carnet serve --host H --port P --data-dir DIR [--mllp-port N] [--workers N]
 carnet patient add 'ID^^^&OID&ISO' [--family F --given G --birth-date YYYYMMDD --sex M|F|U]
 carnet patient merge SURVIVING SUBSUMED
 carnet db upgrade
@@ -14,14 +14,17 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from carnet.config import Settings
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
+
+    from carnet.app import Carnet
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -29,35 +32,63 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from waitress import create_server
+    import socket
 
-    from carnet.app import build, create_app
+    from carnet.app import build
 
     settings = _settings(args)
-    carnet = build(settings)
+    carnet = build(settings)  # migrates the database and recovers blob publishes, once
+    if args.workers <= 1:
+        return _serve(settings, carnet, args, port=args.port, sock=None, slot=0)
+    if carnet.engine.dialect.name != "postgresql":
+        print("carnet serve --workers needs PostgreSQL (CARNET_DATABASE_URL); SQLite runs one process")
+        return 2
+    from carnet import prefork
+
+    carnet.engine.dispose()  # no connection crosses the fork
+    sock = socket.create_server((args.host, args.port), backlog=2048)
+
+    def worker(slot: int, sock: socket.socket) -> None:
+        _serve(settings, build(settings, startup=False), args, port=None, sock=sock, slot=slot)
+
+    print(
+        f"Carnet listening on http://{args.host}:{sock.getsockname()[1]} with {args.workers} workers",
+        flush=True,
+    )
+    return prefork.serve(args.workers, sock, worker)
+
+
+def _serve(
+    settings: Settings, carnet: Carnet, args: argparse.Namespace, port: int | None, sock: Any, slot: int
+) -> int:
+    """One server process: waitress on ``port`` (or the inherited ``sock``); worker 0 (or the only
+    process) also runs the MLLP listener and the notification outbox."""
+    from waitress import create_server
+
+    from carnet.app import create_app
+
     app = create_app(settings, carnet)
     mllp = None
-    if args.mllp_port is not None:
+    if args.mllp_port is not None and slot == 0:
         from carnet.pix.mllp import serve_mllp
 
         mllp = serve_mllp(carnet.engine, args.host, args.mllp_port, settings)
+    listen = {"sockets": [sock]} if sock is not None else {"host": args.host, "port": port}
     server = create_server(
-        app,
-        host=args.host,
-        port=args.port,
-        threads=args.threads,
-        max_request_body_size=settings.max_request_bytes,
-        ident="carnet",
+        app, threads=args.threads, max_request_body_size=settings.max_request_bytes, ident="carnet", **listen
     )
-    port = getattr(server, "effective_port", args.port)  # the real port when --port 0
     mllp_note = f"  ITI-8 MLLP port {mllp.port}" if mllp is not None else ""
-    print(
-        f"Carnet listening on http://{args.host}:{port}  registry /xds/registry  repository /xds/repository  "
-        f"(database {carnet.engine.dialect.name}, data {settings.data_dir}){mllp_note}",
-        flush=True,
-    )
+    if sock is None:
+        bound = getattr(server, "effective_port", port)  # the real port when --port 0
+        print(
+            f"Carnet listening on http://{args.host}:{bound}  registry /xds/registry  repository "
+            f"/xds/repository  (database {carnet.engine.dialect.name}, data {settings.data_dir}){mllp_note}",
+            flush=True,
+        )
+    elif mllp is not None:
+        print(f"Carnet worker {slot} (pid {os.getpid()}):{mllp_note}", flush=True)
     stop_notifications = None
-    if settings.smtp_url:
+    if settings.smtp_url and slot == 0:
         from carnet.dmp.notifications import start_worker
 
         stop_notifications = start_worker(carnet.engine, settings)
@@ -145,6 +176,12 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8080)
     s.add_argument("--threads", type=int, default=8)
+    s.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="server processes sharing the port (PostgreSQL only; default 1): one per core",
+    )
     s.add_argument(
         "--mllp-port", type=int, help="also listen for ITI-8 Patient Identity Feed (HL7 v2 over MLLP)"
     )
