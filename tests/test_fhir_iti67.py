@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -333,8 +335,9 @@ def test_searches_are_audited(client: Any, loaded: dict[str, str], engine: Any) 
     assert row.outcome == 0 and row.patient_id.startswith(nir(1)) and "Query" in row.objects
 
 
-def test_policy_filters_results(client: Any, loaded: dict[str, str], carnet: Any) -> None:
-    """Results pass PolicyDecisionPoint.visible: what it leaves out is neither listed nor counted."""
+@contextmanager
+def hiding_masked(carnet: Any) -> Iterator[None]:
+    """Carnet's decisions, except that documents coded MASQUE_PS are left out of every result."""
     real = carnet.pdp
 
     class HideMasked:
@@ -346,11 +349,17 @@ def test_policy_filters_results(client: Any, loaded: dict[str, str], carnet: Any
 
     carnet.pdp = HideMasked()
     try:
+        yield
+    finally:
+        carnet.pdp = real
+
+
+def test_policy_filters_results(client: Any, loaded: dict[str, str], carnet: Any) -> None:
+    """Results pass PolicyDecisionPoint.visible: what it leaves out is neither listed nor counted."""
+    with hiding_masked(carnet):
         assert found(client, loaded, f"{P1}&status=current") == {"cr", "img", "new"}
         assert search(client, f"{P1}&status=current")["total"] == 3
         assert client.get(f"/fhir/DocumentReference/{loaded['synth']}").status_code == 404
-    finally:
-        carnet.pdp = real
 
 
 def test_hidden_documents_do_not_count_against_the_limit(
@@ -358,15 +367,6 @@ def test_hidden_documents_do_not_count_against_the_limit(
 ) -> None:
     """The registry's result limit counts what the caller is shown, on ITI-67 and ITI-18 alike: a
     professional who sees 3 documents is not told the search is too big because of a 4th, masked."""
-    real = carnet.pdp
-
-    class HideMasked:
-        def decide(self, *a: Any, **k: Any) -> Any:
-            return real.decide(*a, **k)
-
-        def visible(self, principal: Any, action: Any, hits: list[Any]) -> list[Any]:
-            return [h for h in hits if "MASQUE_PS" not in h.fragment]
-
     carnet.settings.max_query_results = 3
     find_documents = "urn:uuid:14d4debf-8f97-4251-9a74-a90016b0af0d"
     xds_params = [
@@ -377,10 +377,7 @@ def test_hidden_documents_do_not_count_against_the_limit(
     resp = client.get(f"/fhir/DocumentReference?{P1}&status=current")
     assert resp.status_code == 400 and issues(resp) == [("XDSTooManyResults", "")]
     assert query(client, find_documents, xds_params).errors[0][0] == "XDSTooManyResults"
-    carnet.pdp = HideMasked()
-    try:
+    with hiding_masked(carnet):
         assert search(client, f"{P1}&status=current")["total"] == 3
         answer = query(client, find_documents, xds_params)
         assert answer.status == "Success" and len(answer.documents) == 3
-    finally:
-        carnet.pdp = real
