@@ -194,6 +194,9 @@ def test_patient_read_and_search(client: Any, engine: Any, submitted: dict[str, 
     assert [e["resource"]["id"] for e in found["entry"]] == [patient_id(2)]
     assert json.loads(client.get("/fhir/Patient?identifier=urn:oid:1.2.3|nobody").data)["total"] == 0
     assert client.get("/fhir/Patient").status_code == 400
+    # A modifier Carnet does not apply is refused, not dropped (it would return the excluded patient).
+    resp = client.get(f"/fhir/Patient?identifier={patient_token(1)}&identifier:not={patient_token(1)}")
+    assert resp.status_code == 400 and json.loads(resp.data)["issue"][0]["code"] == "not-supported"
 
 
 def test_patient_with_documents_but_no_feed(client: Any, carnet: Any) -> None:

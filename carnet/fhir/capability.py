@@ -29,6 +29,7 @@ from carnet import __version__
 from carnet.fhir import documentreference as fdr
 from carnet.fhir import iti65, iti66, iti67
 from carnet.fhir import listresource as flist
+from carnet.fhir import patient as fpatient
 
 MHD_CS = "https://profiles.ihe.net/ITI/MHD/CapabilityStatement"
 PDSM = "https://interop.esante.gouv.fr/ig/fhir/pdsm"
@@ -107,6 +108,7 @@ PATIENT_PARAMS: dict[str, tuple[str, str | None, str]] = {
     "_id": ("token", f"{FHIR_SP}/Resource-id", "<assigning authority OID>-<id>"),
 }
 assert set(_DOCUMENT_REFERENCE_PARAMS) == set(iti67.SEARCH_PARAMS)
+assert set(PATIENT_PARAMS) == set(fpatient.SEARCH_PARAMS)
 
 TITLE = "Carnet FHIR facade: IHE MHD 4.2.3 Document Recipient and Responder (XDS on FHIR), ANS PDSm 3.1.1"
 REST_DOC = (

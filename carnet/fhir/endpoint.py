@@ -567,6 +567,7 @@ def _search_patients(c: FhirCall) -> Response:
     for value in params.values("_id"):
         cxs += [cx for rid in split_or(value) if (cx := fdt.cx_of_patient_resource_id(rid))]
     identifiers = params.values("identifier")
+    params.refuse_unsupported_modifiers(fpatient.SEARCH_PARAMS)
     if not cxs and not identifiers:
         raise FHIRError.of(
             400, "required", "Patient search needs identifier (e.g. urn:oid:1.2.250.1.213.1.4.8|<INS>) or _id"

@@ -29,6 +29,9 @@ from carnet.registry.validate import datatypes as dt
 _GENDER_TO_FHIR = {"M": "male", "F": "female", "O": "other", "A": "other", "U": "unknown", "N": "unknown"}
 _GENDER_TO_PID8 = {"male": "M", "female": "F", "other": "O", "unknown": "U"}
 
+# Patient search (by INS): the parameters applied, as the CapabilityStatement declares them.
+SEARCH_PARAMS = ["identifier", "_id"]
+
 
 def subject_reference(cx: str) -> Reference:
     rid = fdt.patient_resource_id(cx)
