@@ -2,8 +2,8 @@
 
 Usage:  PYTHONPATH=. python bench/bench_signature.py [--documents 5] [--kib 100] [--runs 200]
 
-A throw-away PKI (root -> intermediate -> signer) is generated first. For each signature form the
-script times, per submission:
+The test suite's throw-away PKI (root -> intermediate -> signer, tests/signing.py) is built first.
+For each signature form the script times, per submission:
 
 - sign:    building the submission-set signature, given the document digests the repository
            already computed on intake (what sealing costs);
@@ -24,66 +24,23 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
-
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import NameOID
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from carnet.signature.dsg import Signer, content_of, sign_submission_set  # noqa: E402
 from carnet.signature.trust import TrustStore  # noqa: E402
 from carnet.signature.verify import Content, verify  # noqa: E402
+from tests.signing import build_pki  # noqa: E402  (the test PKI, not a second copy of it)
 
 SS = "1.2.250.1.999.9.1"
 
 
-def _name(cn: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-
-
-def _cert(cn: str, key, issuer_cn: str, issuer_key, ca: bool) -> x509.Certificate:  # type: ignore[no-untyped-def]
-    now = datetime.now(UTC)
-    usage = x509.KeyUsage(
-        digital_signature=not ca,
-        content_commitment=not ca,
-        key_encipherment=False,
-        data_encipherment=False,
-        key_agreement=False,
-        key_cert_sign=ca,
-        crl_sign=ca,
-        encipher_only=False,
-        decipher_only=False,
-    )
-    return (
-        x509.CertificateBuilder()
-        .subject_name(_name(cn))
-        .issuer_name(_name(issuer_cn))
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=30))
-        .add_extension(
-            x509.BasicConstraints(ca=ca, path_length=0 if ca and issuer_key is not key else None), True
-        )
-        .add_extension(usage, True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), False)
-        .sign(issuer_key, hashes.SHA256())
-    )
-
-
 def pki(ec_signer: bool) -> tuple[Signer, TrustStore]:
-    root_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    inter_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    key = ec.generate_private_key(ec.SECP256R1()) if ec_signer else rsa.generate_private_key(65537, 2048)
-    root = _cert("Bench Root", root_key, "Bench Root", root_key, True)
-    inter = _cert("Bench CA", inter_key, "Bench Root", root_key, True)
-    leaf = _cert("Bench Signer", key, "Bench CA", inter_key, False)
-    return Signer(key, (leaf, inter)), TrustStore((root,))
+    """The test suite's PKI (root -> intermediate -> signer, tests/signing.py); the trust store
+    without CRLs, as these figures have always been measured."""
+    issued = build_pki()
+    return (issued.doctor_ec if ec_signer else issued.doctor).signer, issued.trust(with_crl=False)
 
 
 def timed(fn: Callable[[], object], runs: int) -> tuple[float, float]:
