@@ -23,7 +23,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from carnet.fhir import datatypes as fdt
 from carnet.fhir import listresource as flist
-from carnet.fhir.iti67 import patient_ids, xds_tokens
+from carnet.fhir.iti67 import searched_patients, xds_tokens
 from carnet.fhir.outcome import FHIRError
 from carnet.fhir.search import (
     DateValue,
@@ -39,7 +39,6 @@ from carnet.registry.schema import AssociationRow, FolderRow, RegistryObjectRow,
 from carnet.registry.storedquery.queries import Hit, author_names_match, child_tokens_match, tokens_match
 from carnet.xds import ebrim
 from carnet.xds import vocabulary as v
-from carnet.xds.errors import ErrorCode
 from carnet.xds.model import Folder, SubmissionSet
 
 SS = SubmissionSetRow
@@ -177,14 +176,7 @@ def find(session: Session, params: Params) -> list[Match]:
     """The SubmissionSets and Folders matching the search, in order."""
     kinds = _kinds(params)
     sort_keys = _sort_keys(params)
-    pids = patient_ids(session, params)
-    if pids is None and not (params.values("_id") or params.values("identifier")):
-        raise FHIRError.of(
-            400,
-            "required",
-            "Find Document Lists needs patient or patient.identifier (or _id / identifier)",
-            str(ErrorCode.STORED_QUERY_MISSING_PARAM),
-        )
+    pids = searched_patients(session, params, "Find Document Lists")
     if pids == []:
         return []
     out: list[Match] = []

@@ -139,6 +139,20 @@ def patient_ids(session: Session, params: Params, name: str = "patient") -> list
     return out
 
 
+def searched_patients(session: Session, params: Params, search: str) -> list[str] | None:
+    """``patient_ids`` of a Find search (ITI-66, ITI-67), which must name its patient unless it asks
+    for resources by ``_id`` or ``identifier`` (None then): 400 XDSStoredQueryMissingParam."""
+    pids = patient_ids(session, params)
+    if pids is None and not (params.values("_id") or params.values("identifier")):
+        raise FHIRError.of(
+            400,
+            "required",
+            f"{search} needs patient or patient.identifier (or _id / identifier)",
+            str(ErrorCode.STORED_QUERY_MISSING_PARAM),
+        )
+    return pids
+
+
 def patient_cxs_of_token(session: Session, t: Token) -> list[str]:
     if not t.code:
         return []
@@ -284,14 +298,7 @@ class Match:
 
 def find(session: Session, params: Params) -> list[Match]:
     """The DocumentEntries matching the search, in order."""
-    pids = patient_ids(session, params)
-    if pids is None and not (params.values("_id") or params.values("identifier")):
-        raise FHIRError.of(
-            400,
-            "required",
-            "Find Document References needs patient or patient.identifier (or _id / identifier)",
-            str(ErrorCode.STORED_QUERY_MISSING_PARAM),
-        )
+    pids = searched_patients(session, params, "Find Document References")
     where = conditions(session, params)
     if pids is not None:
         if not pids:
