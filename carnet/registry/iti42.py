@@ -65,13 +65,19 @@ def assign_uuids(sub: Submission) -> dict[str, str]:
     return mapping
 
 
-def register(session: Session, sub: Submission, options: RegisterOptions) -> RegisterResult:
+def check_metadata(sub: Submission, options: RegisterOptions, require_repository_attrs: bool) -> None:
+    """The submission's own rules, then the deployment's profile: ITI-42 and ITI-57 alike."""
     errors = ErrorCollector()
-    check_submission(sub, errors, require_repository_attrs=options.require_repository_attrs)
+    check_submission(sub, errors, require_repository_attrs=require_repository_attrs)
     errors.raise_if_any()
     if options.profile is not None:
         options.profile(sub, errors)
         errors.raise_if_any()
+
+
+def register(session: Session, sub: Submission, options: RegisterOptions) -> RegisterResult:
+    check_metadata(sub, options, options.require_repository_attrs)
+    errors = ErrorCollector()
     ss = sub.submission_set
     assert ss is not None
     id_map = assign_uuids(sub)

@@ -33,9 +33,8 @@ from sqlalchemy import update as sql_update
 from sqlalchemy.orm import Session
 
 from carnet.registry import store
-from carnet.registry.iti42 import RegisterOptions, assign_uuids, check_patient, dtm_now
+from carnet.registry.iti42 import RegisterOptions, assign_uuids, check_metadata, check_patient, dtm_now
 from carnet.registry.schema import AssociationRow, DocumentEntryRow, FolderRow, UniqueIdRow
-from carnet.registry.validate.submission import check_submission
 from carnet.xds import vocabulary as v
 from carnet.xds.errors import ErrorCode, ErrorCollector, RegistryError, XDSError
 from carnet.xds.model import Association, DocumentEntry, Folder, RegistryObject, Submission
@@ -70,12 +69,8 @@ class _Plan:
 
 
 def update(session: Session, sub: Submission, options: RegisterOptions) -> UpdateResult:
+    check_metadata(sub, options, require_repository_attrs=True)
     errors = ErrorCollector()
-    check_submission(sub, errors, require_repository_attrs=True)
-    errors.raise_if_any()
-    if options.profile is not None:
-        options.profile(sub, errors)
-        errors.raise_if_any()
     ss = sub.submission_set
     assert ss is not None
     id_map = assign_uuids(sub)
