@@ -334,28 +334,27 @@ def xcn_of(identifiers: list[Identifier] | None, names: list[HumanName] | None) 
     name = names[0] if names else None
     family = given = middle = prefix = suffix = ""
     if name is not None:
-        family = _hl7(name.family or "")
-        givens = [_hl7(g) for g in texts(name.given)]
+        family = hl7_text(name.family or "")
+        givens = [hl7_text(g) for g in texts(name.given)]
         given = givens[0] if givens else ""
         middle = " ".join(givens[1:])
-        prefix = _hl7(" ".join(texts(name.prefix)))
-        suffix = _hl7(" ".join(texts(name.suffix)))
+        prefix = hl7_text(" ".join(texts(name.prefix)))
+        suffix = hl7_text(" ".join(texts(name.suffix)))
     ident_value = authority = type_code = ""
     if ident is not None and ident.value:
-        ident_value = _hl7(ident.value)
+        ident_value = hl7_text(ident.value)
         oid = terminology.oid_of_identifier_system(ident.system)
         if oid:
             authority = f"&{oid}&ISO"
         for c in (ident.type.coding if ident.type else None) or []:
             if c.code:
-                type_code = _hl7(c.code)
+                type_code = hl7_text(c.code)
                 break
     if not ident_value and not family:
         return None
-    parts = [ident_value, family, given, middle, suffix, prefix, "", "", authority, "", "", "", type_code]
-    while parts and not parts[-1]:
-        parts.pop()
-    return "^".join(parts)
+    return hl7_join(
+        [ident_value, family, given, middle, suffix, prefix, "", "", authority, "", "", "", type_code]
+    )
 
 
 def texts(values: list[str | None] | None) -> list[str]:
@@ -374,9 +373,17 @@ def _pick_identifier(identifiers: list[Identifier]) -> Identifier | None:
     return None
 
 
-def _hl7(text: str) -> str:
+def hl7_text(text: str) -> str:
     """Keep HL7 delimiters out of a component (they would shift every later component)."""
     return re.sub(r"[\^&~|\\]", " ", text).strip()
+
+
+def hl7_join(components: list[str]) -> str:
+    """Components joined by ``^``, the empty ones at the end left out (HL7 v2 encoding)."""
+    parts = list(components)
+    while parts and not parts[-1]:
+        parts.pop()
+    return "^".join(parts)
 
 
 def xon_organization(xon: str, rid: str) -> Organization:
@@ -395,7 +402,7 @@ def xon_organization(xon: str, rid: str) -> Organization:
 
 
 def xon_of(org: Organization) -> str | None:
-    name = _hl7(org.name or "")
+    name = hl7_text(org.name or "")
     if not name:
         return None
     ident = _pick_identifier(list(org.identifier or []))
@@ -406,7 +413,7 @@ def xon_of(org: Organization) -> str | None:
         return f"{name}^^^^^^^^^{value[len('urn:oid:') :]}"
     oid = terminology.oid_of_identifier_system(ident.system)
     if oid:
-        return f"{name}^^^^^&{oid}&ISO^^^^{_hl7(value)}"
+        return f"{name}^^^^^&{oid}&ISO^^^^{hl7_text(value)}"
     return name  # XON.10 without an OID authority would not be globally unique (ITI TF-3)
 
 
@@ -426,7 +433,7 @@ def xtn_contact(xtn: str) -> ContactPoint | None:
 def xtn_of(cp: ContactPoint) -> str | None:
     if not cp.value:
         return None
-    value = _hl7(cp.value)
+    value = hl7_text(cp.value)
     if cp.system in ("email", "url"):
         return f"^NET^Internet^{value}"
     kind = {"fax": "FX", "pager": "BP"}.get(cp.system or "", "CP" if cp.use == "mobile" else "PH")

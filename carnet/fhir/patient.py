@@ -125,16 +125,14 @@ def source_patient_of(patient: Patient) -> tuple[str | None, list[str]]:
     for name in patient.name or []:
         given = fdt.texts(name.given)
         parts = [
-            _clean(name.family or ""),
-            _clean(given[0]) if given else "",
-            _clean(" ".join(given[1:])),
-            _clean(" ".join(fdt.texts(name.suffix))),
-            _clean(" ".join(fdt.texts(name.prefix))),
+            fdt.hl7_text(name.family or ""),
+            fdt.hl7_text(given[0]) if given else "",
+            fdt.hl7_text(" ".join(given[1:])),
+            fdt.hl7_text(" ".join(fdt.texts(name.suffix))),
+            fdt.hl7_text(" ".join(fdt.texts(name.prefix))),
         ]
-        while parts and not parts[-1]:
-            parts.pop()
-        if parts:
-            xpns.append("^".join(parts))
+        if xpn := fdt.hl7_join(parts):
+            xpns.append(xpn)
     if xpns:
         info.append("PID-5|" + "~".join(xpns))
     if patient.birthDate:
@@ -145,24 +143,18 @@ def source_patient_of(patient: Patient) -> tuple[str | None, list[str]]:
     for addr in patient.address or []:
         lines = fdt.texts(addr.line)
         parts = [
-            _clean(lines[0]) if lines else "",
-            _clean(" ".join(lines[1:])),
-            _clean(addr.city or ""),
-            _clean(addr.state or ""),
-            _clean(addr.postalCode or ""),
-            _clean(addr.country or ""),
+            fdt.hl7_text(lines[0]) if lines else "",
+            fdt.hl7_text(" ".join(lines[1:])),
+            fdt.hl7_text(addr.city or ""),
+            fdt.hl7_text(addr.state or ""),
+            fdt.hl7_text(addr.postalCode or ""),
+            fdt.hl7_text(addr.country or ""),
         ]
-        while parts and not parts[-1]:
-            parts.pop()
-        if parts:
-            xads.append("^".join(parts))
+        if xad := fdt.hl7_join(parts):
+            xads.append(xad)
     if xads:
         info.append("PID-11|" + "~".join(xads))
     return (cxs[0] if cxs else None), info
-
-
-def _clean(text: str) -> str:
-    return "".join(" " if c in "^&~|\\" else c for c in text).strip()
 
 
 # ---------------------------------------------------------------------------------------------
