@@ -298,44 +298,22 @@ def iti65(bench: xds.Bench, s: Settings) -> dict[str, Any]:
         provide_bundle(rng, bench.patients[rng.randrange(len(bench.patients))], s.doc_bytes, root, n + 1)
         for n in range(s.bundles)
     ]
-    next_i = iter(range(len(bodies)))
     lock = threading.Lock()
     latencies: list[float] = []
-    failures: list[xds.BenchFailure] = []
 
-    def worker() -> None:
-        client = Http(bench.server.port)
-        try:
-            while not failures:
-                with lock:
-                    i = next(next_i, None)
-                if i is None:
-                    return
-                t0 = time.perf_counter()
-                status, body = client.request("POST", "/fhir", bodies[i], "application/fhir+json")
-                elapsed = time.perf_counter() - t0
-                if status != 200 or json.loads(body).get("type") != "transaction-response":
-                    failures.append(
-                        xds.BenchFailure("ITI-65", f"bundle {i}: HTTP {status}", bodies[i][:4000], body)
-                    )
-                    return
-                with lock:
-                    latencies.append(elapsed)
-        finally:
-            client.close()
+    def provide(client: Http, i: int) -> None:
+        t0 = time.perf_counter()
+        status, body = client.request("POST", "/fhir", bodies[i], "application/fhir+json")
+        elapsed = time.perf_counter() - t0
+        if status != 200 or json.loads(body).get("type") != "transaction-response":
+            raise xds.BenchFailure("ITI-65", f"bundle {i}: HTTP {status}", bodies[i][:4000], body)
+        with lock:
+            latencies.append(elapsed)
 
     xds.log(f"ITI-65: {s.bundles} bundles from {s.clients} clients")
     account = xds.CpuAccount(bench.server)
-    t0 = time.perf_counter()
-    threads = [threading.Thread(target=worker) for _ in range(s.clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    wall = time.perf_counter() - t0
-    if failures:
-        raise failures[0]
-    res = xds.latency_summary(latencies)
+    wall = xds.run_clients(s.clients, range(len(bodies)), lambda: Http(bench.server.port), provide, "ITI-65")
+    res: dict[str, Any] = dict(xds.latency_summary(latencies))
     res.update(
         {
             "bundles": len(latencies),

@@ -45,11 +45,11 @@ import threading
 import time
 import urllib.parse
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from xml.sax.saxutils import escape, quoteattr
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -388,6 +388,53 @@ def pg_backends(dbname: str) -> dict[int, float]:
         except OSError:
             continue
     return out
+
+
+T = TypeVar("T")
+C = TypeVar("C")
+
+
+def run_clients(
+    clients: int,
+    items: Iterable[T],
+    new_client: Callable[[], C],
+    handle: Callable[[C, T], None],
+    phase: str,
+) -> float:
+    """Hand ``items`` out to ``clients`` threads, each with its own connection (``new_client()``,
+    closed at the end); ``handle(client, item)`` makes one request and raises BenchFailure on a
+    wrong answer, which stops every thread. Returns the wall time; raises the first failure."""
+    lock = threading.Lock()
+    it = iter(items)
+    failures: list[BenchFailure] = []
+    done = object()
+
+    def worker() -> None:
+        client = new_client()
+        try:
+            while not failures:
+                with lock:
+                    item = next(it, done)
+                if item is done:
+                    return
+                handle(client, item)  # type: ignore[arg-type]
+        except BenchFailure as f:
+            failures.append(f)
+        except Exception as exc:  # noqa: BLE001 - any crash of a client is a failed run
+            failures.append(BenchFailure(phase, f"client crashed: {exc!r}"))
+        finally:
+            client.close()  # type: ignore[attr-defined]
+
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    if failures:
+        raise failures[0]
+    return wall
 
 
 class CpuAccount:
@@ -1259,41 +1306,18 @@ class Bench:
         lock = threading.Lock()
         lat: list[float] = []
         total = [0, 0, 0]  # bytes, documents, byte-compared documents
-        failures: list[BenchFailure] = []
-        it = iter(batches)
 
-        def worker() -> None:
-            client = Client(self.server.port)
-            try:
-                while not failures:
-                    with lock:
-                        batch = next(it, None)
-                    if batch is None:
-                        return
-                    e, nbytes, parts = self._retrieve(client, batch, spool)
-                    compared = sum(1 for d, _ in parts if d.unique_id in self.loaded.sample)
-                    with lock:
-                        lat.append(e)
-                        total[0] += nbytes
-                        total[1] += len(parts)
-                        total[2] += compared
-            except BenchFailure as f:
-                failures.append(f)
-            except Exception as exc:  # noqa: BLE001 - any crash of a client is a failed run
-                failures.append(BenchFailure("ITI-43", f"client crashed: {exc!r}"))
-            finally:
-                client.close()
+        def retrieve(client: Client, batch: list[DocSpec]) -> None:
+            e, nbytes, parts = self._retrieve(client, batch, spool)
+            compared = sum(1 for d, _ in parts if d.unique_id in self.loaded.sample)
+            with lock:
+                lat.append(e)
+                total[0] += nbytes
+                total[1] += len(parts)
+                total[2] += compared
 
         account = CpuAccount(self.server)
-        t0 = time.perf_counter()
-        threads = [threading.Thread(target=worker, daemon=True) for _ in range(clients)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        wall = time.perf_counter() - t0
-        if failures:
-            raise failures[0]
+        wall = run_clients(clients, batches, lambda: Client(self.server.port), retrieve, "ITI-43")
         res: dict[str, Any] = dict(latency_summary(lat))
         res.update(
             {
