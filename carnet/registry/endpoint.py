@@ -133,7 +133,8 @@ def handle_iti62(call: Call) -> Reply:
         event.objects = [{"type": "RegistryObject", "id": i} for i in request.ids]
         try:
             with write_transaction(ctx.engine) as session:
-                patients = sorted(iti62.patients_of(session, request))
+                found = iti62.named(session, request)
+                patients = sorted(iti62.patients_of(found))
                 event.patient_id = patients[0] if patients else None
                 # A request naming no known object still meets the decision (with no patient).
                 decided: list[str | None] = [*patients] or [None]
@@ -141,12 +142,10 @@ def handle_iti62(call: Call) -> Reply:
                     enforce(ctx.pdp, call.principal, "remove", patient)
                 # Then per document (the DMP: only a document's author deletes it); ITI-62 has no
                 # partial success, so one refused document refuses the request.
-                refused = document_refusals(
-                    ctx.pdp, call.principal, "remove", iti62.documents_of(session, request)
-                )
+                refused = document_refusals(ctx.pdp, call.principal, "remove", iti62.documents_of(found))
                 if refused:
                     raise XDSError(refused)
-                iti62.remove(session, request)
+                iti62.remove(session, request, found)
                 audit.record_in(session, event)
         except (IntegrityError, OperationalError) as exc:
             raise db_errors(exc, ErrorCode.REGISTRY_ERROR) from exc

@@ -61,26 +61,29 @@ def parse_request(el: etree._Element) -> RemoveRequest:
     return RemoveRequest(list(dict.fromkeys(ids)))
 
 
-def patients_of(session: Session, request: RemoveRequest) -> set[str]:
+def named(session: Session, request: RemoveRequest) -> dict[str, store.Existing]:
+    """The stored objects the request names (read once: the decision, the audit and the removal
+    all work from them)."""
+    return store.lookup(session, set(request.ids))
+
+
+def patients_of(found: dict[str, store.Existing]) -> set[str]:
     """The patients whose metadata the request would remove (for the policy decision and audit)."""
-    return {e.patient_id for e in store.lookup(session, set(request.ids)).values() if e.patient_id}
+    return {e.patient_id for e in found.values() if e.patient_id}
 
 
-def documents_of(session: Session, request: RemoveRequest) -> list[tuple[str | None, str]]:
+def documents_of(found: dict[str, store.Existing]) -> list[tuple[str | None, str]]:
     """(patient, uniqueId) of the DocumentEntries the request names: removing a document's metadata
     is decided per document too (the DMP: only its author deletes it)."""
-    return [
-        (e.patient_id, e.row.unique_id)
-        for e in store.lookup(session, set(request.ids)).values()
-        if e.kind == store.KIND_DE
-    ]
+    return [(e.patient_id, e.row.unique_id) for e in found.values() if e.kind == store.KIND_DE]
 
 
-def remove(session: Session, request: RemoveRequest) -> dict[str, store.Existing]:
-    """Check and delete; returns the removed objects (for the audit record)."""
+def remove(
+    session: Session, request: RemoveRequest, found: dict[str, store.Existing]
+) -> dict[str, store.Existing]:
+    """Check and delete the objects ``named`` found; returns them (for the audit record)."""
     errors = ErrorCollector()
     ids = set(request.ids)
-    found = store.lookup(session, ids)
     for i in request.ids:
         if i not in found:
             errors.add(ErrorCode.UNRESOLVED_REFERENCE, f"ObjectRef {i} names no object of this registry")
